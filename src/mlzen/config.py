@@ -1,0 +1,120 @@
+"""The one settings object, read from the environment and the project file.
+
+=========================  ===============================  ====================================
+setting                    environment variable             default
+=========================  ===============================  ====================================
+``project_root``           ``MLZEN_PROJECT_ROOT``           nearest folder upwards holding
+                                                            ``.mlzen/``, else the current folder
+``store_url``              ``MLZEN_STORE_URL``              ``sqlite:///<root>/.mlzen/mlzen.db``
+``artifact_root``          ``MLZEN_ARTIFACT_ROOT``          ``<root>/.mlzen/artifacts``
+``heartbeat_interval``     ``MLZEN_HEARTBEAT_INTERVAL``     ``5`` seconds between run heartbeats
+``lease_seconds``          ``MLZEN_LEASE_SECONDS``          ``60``: a run silent this long crashed
+``max_workers``            ``MLZEN_MAX_WORKERS``            ``0`` = as many as the DAG allows
+``executor``               ``MLZEN_EXECUTOR``               ``threads`` (or ``processes``)
+=========================  ===============================  ====================================
+
+The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
+prefix, lower case); the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from mlzen.errors import ConfigError
+
+PROJECT_DIR_NAME = ".mlzen"
+EXECUTORS = ("threads", "processes")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one project."""
+
+    project_root: Path
+    store_url: str
+    artifact_root: str
+    heartbeat_interval: float = 5.0
+    lease_seconds: float = 60.0
+    max_workers: int = 0
+    executor: str = "threads"
+
+    @property
+    def project_dir(self) -> Path:
+        """The ``.mlzen`` folder holding the default store and artifacts."""
+        return self.project_root / PROJECT_DIR_NAME
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """Return the nearest folder upwards from ``start`` that holds ``.mlzen/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_DIR_NAME).is_dir():
+            return folder
+    return here
+
+
+def _read_project_file(root: Path) -> dict[str, object]:
+    path = root / PROJECT_DIR_NAME / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping of settings, not {type(data).__name__}. "
+            "Write it as 'key: value' lines.",
+            path=str(path),
+        )
+    return data
+
+
+def _coerce(name: str, raw: object, kind: type) -> object:
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting '{name}' must be {kind.__name__}, got {raw!r}. "
+            f"Fix MLZEN_{name.upper()} or '{name}' in .mlzen/config.yaml.",
+            setting=name,
+        ) from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Resolve settings from keyword overrides, then the environment, then the project file."""
+    root_raw = overrides.pop("project_root", None) or os.environ.get("MLZEN_PROJECT_ROOT")
+    root = Path(str(root_raw)).resolve() if root_raw else find_project_root()
+    from_file = _read_project_file(root)
+    known = {f.name: f for f in fields(Settings)}
+    for key in from_file:
+        if key not in known or key == "project_root":
+            raise ConfigError(
+                f"Unknown setting '{key}' in {root / PROJECT_DIR_NAME / 'config.yaml'}. "
+                f"Known settings: {', '.join(sorted(k for k in known if k != 'project_root'))}.",
+                setting=key,
+            )
+    values: dict[str, object] = {}
+    for name, field in known.items():
+        if name == "project_root":
+            continue
+        raw = overrides.get(name)
+        if raw is None:
+            raw = os.environ.get(f"MLZEN_{name.upper()}")
+        if raw is None:
+            raw = from_file.get(name)
+        if raw is None:
+            continue
+        kind = {"float": float, "int": int, "str": str}[str(field.type)]
+        values[name] = _coerce(name, raw, kind)
+    values.setdefault("store_url", f"sqlite:///{root / PROJECT_DIR_NAME / 'mlzen.db'}")
+    values.setdefault("artifact_root", str(root / PROJECT_DIR_NAME / "artifacts"))
+    if values.get("executor", "threads") not in EXECUTORS:
+        raise ConfigError(
+            f"Setting 'executor' must be one of {', '.join(EXECUTORS)}, "
+            f"got {values['executor']!r}.",
+            setting="executor",
+        )
+    return Settings(project_root=root, **values)  # type: ignore[arg-type]

@@ -1,0 +1,105 @@
+"""Every error mlzen raises on purpose.
+
+The tree::
+
+    MlzenError
+    ├── ConfigError                 bad settings, YAML run config or option
+    ├── StepDefinitionError         a @step function mlzen cannot turn into a step
+    ├── PipelineDefinitionError     a pipeline that cannot be built
+    │   ├── PlaceholderMisuseError  a step output used as a value in the pipeline body
+    │   ├── UnknownInputError       a step called with an argument it does not have
+    │   ├── MissingInputError       a required step argument that was not given
+    │   ├── ParameterError          a parameter that is not JSON-serialisable
+    │   ├── DuplicateOutputError    two outputs of one step with the same name
+    │   └── CycleError              the steps' dependencies form a cycle
+    ├── StepExecutionError          a step raised (after its retries) or broke its contract
+    ├── RunFailedError              a pipeline run that did not succeed
+    ├── ArtifactError
+    │   ├── MaterializerError       a value that could not be saved or loaded
+    │   └── ArtifactCorruptedError  stored bytes whose hash no longer matches
+    ├── StoreError                  the metadata store could not be used
+    └── NotFoundError               a run, step, artifact or version that does not exist
+
+Each message names the thing at fault and ends with what to do about it. Errors
+carry the culprit as structured fields (``step_name``, ``argument``, ``artifact_uri``)
+so the CLI and REST layers can render them without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MlzenError(Exception):
+    """Root of every error mlzen raises on purpose."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+
+class ConfigError(MlzenError):
+    """Invalid settings, run configuration or option value."""
+
+
+class StepDefinitionError(MlzenError):
+    """A function decorated with ``@step`` that cannot become a step."""
+
+
+class PipelineDefinitionError(MlzenError):
+    """A pipeline whose DAG cannot be built or is invalid."""
+
+
+class PlaceholderMisuseError(PipelineDefinitionError):
+    """A step's output was used as a real value while the pipeline was being traced."""
+
+
+class UnknownInputError(PipelineDefinitionError):
+    """A step was called with an argument its function does not take."""
+
+
+class MissingInputError(PipelineDefinitionError):
+    """A step was called without a required argument."""
+
+
+class ParameterError(PipelineDefinitionError):
+    """A step or pipeline parameter that cannot be recorded (not JSON-serialisable)."""
+
+
+class DuplicateOutputError(PipelineDefinitionError):
+    """Two outputs of one step share a name."""
+
+
+class CycleError(PipelineDefinitionError):
+    """The dependencies between step invocations form a cycle."""
+
+
+class StepExecutionError(MlzenError):
+    """A step failed while running, after all its retries."""
+
+
+class RunFailedError(MlzenError):
+    """A pipeline run ended in a state other than completed."""
+
+
+class ArtifactError(MlzenError):
+    """A problem with a stored artifact."""
+
+
+class MaterializerError(ArtifactError):
+    """A value could not be saved or loaded by its materializer."""
+
+
+class ArtifactCorruptedError(ArtifactError):
+    """The stored bytes of an artifact do not match the content hash recorded for them."""
+
+
+class StoreError(MlzenError):
+    """The metadata store could not be opened, migrated or written."""
+
+
+class NotFoundError(MlzenError):
+    """A run, step run, pipeline, artifact or version that does not exist."""

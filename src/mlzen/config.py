@@ -62,7 +62,13 @@ def _read_project_file(root: Path) -> dict[str, object]:
         return {}
     import yaml
 
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML: {exc}. Fix the file or remove it.",
+            path=str(path),
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path} must hold a mapping of settings, not {type(data).__name__}. "
@@ -73,22 +79,40 @@ def _read_project_file(root: Path) -> dict[str, object]:
 
 
 def _coerce(name: str, raw: object, kind: type) -> object:
-    try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(
+    def wrong() -> ConfigError:
+        return ConfigError(
             f"Setting '{name}' must be {kind.__name__}, got {raw!r}. "
             f"Fix MLZEN_{name.upper()} or '{name}' in .mlzen/config.yaml.",
             setting=name,
-        ) from None
+        )
+
+    # YAML gives typed values: 'max_workers: 2.5', 'lease_seconds: true' or
+    # 'executor: [threads]' are mistakes that a plain int()/float()/str() would hide.
+    if isinstance(raw, bool) or (kind is str and not isinstance(raw, str)):
+        raise wrong()
+    if kind is int and isinstance(raw, float) and not raw.is_integer():
+        raise wrong()
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise wrong() from None
+    if kind is float and value != value:  # NaN
+        raise wrong()
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:
     """Resolve settings from keyword overrides, then the environment, then the project file."""
+    known = {f.name: f for f in fields(Settings)}
+    for key in overrides:
+        if key not in known:
+            raise ConfigError(
+                f"Unknown setting '{key}'. Known settings: {', '.join(sorted(known))}.",
+                setting=key,
+            )
     root_raw = overrides.pop("project_root", None) or os.environ.get("MLZEN_PROJECT_ROOT")
     root = Path(str(root_raw)).resolve() if root_raw else find_project_root()
     from_file = _read_project_file(root)
-    known = {f.name: f for f in fields(Settings)}
     for key in from_file:
         if key not in known or key == "project_root":
             raise ConfigError(
@@ -114,7 +138,21 @@ def load_settings(**overrides: object) -> Settings:
     if values.get("executor", "threads") not in EXECUTORS:
         raise ConfigError(
             f"Setting 'executor' must be one of {', '.join(EXECUTORS)}, "
-            f"got {values['executor']!r}.",
+            f"got {values['executor']!r}. Fix MLZEN_EXECUTOR or 'executor' in "
+            ".mlzen/config.yaml.",
             setting="executor",
         )
+    for name, minimum, strict in (
+        ("heartbeat_interval", 0, True),
+        ("lease_seconds", 0, True),
+        ("max_workers", 0, False),
+    ):
+        value = values.get(name)
+        if value is not None and (value <= minimum if strict else value < minimum):  # type: ignore[operator]
+            bound = "greater than 0" if strict else "0 or more"
+            raise ConfigError(
+                f"Setting '{name}' must be {bound}, got {value!r}. Fix "
+                f"MLZEN_{name.upper()} or '{name}' in .mlzen/config.yaml.",
+                setting=name,
+            )
     return Settings(project_root=root, **values)  # type: ignore[arg-type]

@@ -1,0 +1,40 @@
+# The two quick-start commands (README.md): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[examples]"
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,examples]"
+	touch $@
+
+## demo: install mlzen and run the quick-start pipeline on the embedded defaults
+demo: $(VENV)/.demo-installed
+	cd examples/quickstart && ../../$(BIN)/python pipeline.py
+
+## test: install the dev tools and run lint, layer contracts and the whole test suite
+test: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q
+
+## bench: print every benchmark figure next to its target
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/run.py
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) examples/quickstart/.mlzen

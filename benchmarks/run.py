@@ -1,0 +1,188 @@
+"""mlzen's benchmark suite: one command, every figure the core issue asks for.
+
+    python benchmarks/run.py          (or: make bench)
+
+Every measurement runs in a fresh Python process on a fresh project in a temp folder,
+and speed is reported next to a baseline measured in the same run where there is one.
+Nothing here is a test: it prints numbers and the targets they are held against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+TARGETS = {
+    "import_s": ("<", 0.15),
+    "per_step_ms": ("<", 10.0),
+    "fan_out_s": ("<", 1.3),
+    "cached_rerun_s": ("<", 0.5),
+    "artifact_ratio": ("<", 1.5),
+    "chain_peak_rss_mib": ("<", 100.0),
+    "big_run_rss_ratio": ("<=", 1.2),
+}
+
+PRELUDE = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from mlzen import pipeline, step
+
+    def timed(fn, *args, **kwargs):
+        start = time.perf_counter()
+        fn(*args, **kwargs)
+        return time.perf_counter() - start
+
+    def peak_rss_mib():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    @step
+    def first(x: int = 0) -> int:
+        return x
+
+    @step
+    def inc(x: int) -> int:
+        return x + 1
+
+    def chain_of(length, name):
+        @pipeline(name=name)
+        def chain():
+            value = first()
+            for _ in range(length - 1):
+                value = inc(value)
+        return chain
+    """
+)
+
+SNIPPETS = {
+    "import": """
+import time
+start = time.perf_counter()
+import mlzen
+print(json.dumps({"import_s": time.perf_counter() - start}))
+""",
+    "overhead": """
+one = chain_of(1, "one").with_options(enable_cache=False)
+twenty = chain_of(20, "twenty").with_options(enable_cache=False)
+one(); twenty()  # warm up: store creation, first imports
+t1 = min(timed(one) for _ in range(5))
+t20 = min(timed(twenty) for _ in range(5))
+print(json.dumps({"one_step_s": t1, "twenty_steps_s": t20, "per_step_ms": (t20 - t1) / 19 * 1000}))
+""",
+    "fan_out": """
+@step
+def nap(x: int, seconds: float = 1.0) -> int:
+    time.sleep(seconds)
+    return x
+
+@step
+def join(a: int, b: int, c: int, d: int) -> int:
+    return a + b + c + d
+
+@pipeline(enable_cache=False)
+def fan_out():
+    start = first()
+    join(*[nap(start) for _ in range(4)])
+
+chain_of(1, "warm")()
+print(json.dumps({"fan_out_s": timed(fan_out)}))
+""",
+    "cached": """
+twenty = chain_of(20, "twenty")
+twenty()
+print(json.dumps({"cached_rerun_s": min(timed(twenty) for _ in range(3))}))
+""",
+    "chain_rss": """
+chain_of(20, "twenty").with_options(enable_cache=False)()
+print(json.dumps({"chain_peak_rss_mib": peak_rss_mib()}))
+""",
+    "big_pipeline": """
+import numpy as np
+array = np.random.default_rng(0).random(25_000_000)  # 200 MB of float64
+
+@step
+def produce() -> np.ndarray:
+    return array
+
+@step
+def consume(values: np.ndarray) -> float:
+    return float(values.sum())
+
+@pipeline(enable_cache=False)
+def big():
+    consume(produce())
+
+chain_of(1, "warm")()
+seconds = timed(big)
+print(json.dumps({"big_run_s": seconds, "big_run_peak_rss_mib": peak_rss_mib()}))
+""",
+    "big_baseline": """
+import os, numpy as np
+array = np.random.default_rng(0).random(25_000_000)
+path = os.path.join(sys.argv[1], "baseline.npy")
+start = time.perf_counter()
+np.save(path, array)
+loaded = np.load(path)
+float(loaded.sum())
+seconds = time.perf_counter() - start
+print(json.dumps({"big_baseline_s": seconds, "big_baseline_peak_rss_mib": peak_rss_mib()}))
+""",
+}
+
+
+def measure(name: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="mlzen-bench-") as root:
+        os.makedirs(os.path.join(root, ".mlzen"))
+        code = SNIPPETS[name] if name == "import" else PRELUDE + SNIPPETS[name]
+        if name == "import":
+            code = "import json\n" + code
+        env = {**os.environ, "MLZEN_PROJECT_ROOT": root}
+        result = subprocess.run(
+            [sys.executable, "-c", code, root],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"benchmark '{name}' failed:\n{result.stderr}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    figures: dict[str, float] = {}
+    figures["import_s"] = statistics.median(measure("import")["import_s"] for _ in range(7))
+    for name in ("overhead", "fan_out", "cached", "chain_rss"):
+        print(f"measuring {name} ...", file=sys.stderr)
+        figures.update(measure(name))
+    print("measuring the 200 MB artifact run and its baseline ...", file=sys.stderr)
+    big = [measure("big_pipeline") for _ in range(3)]
+    base = [measure("big_baseline") for _ in range(3)]
+    figures["big_run_s"] = min(b["big_run_s"] for b in big)
+    figures["big_baseline_s"] = min(b["big_baseline_s"] for b in base)
+    figures["artifact_ratio"] = figures["big_run_s"] / figures["big_baseline_s"]
+    figures["big_run_peak_rss_mib"] = min(b["big_run_peak_rss_mib"] for b in big)
+    figures["big_baseline_peak_rss_mib"] = min(b["big_baseline_peak_rss_mib"] for b in base)
+    figures["big_run_rss_ratio"] = (
+        figures["big_run_peak_rss_mib"] / figures["big_baseline_peak_rss_mib"]
+    )
+    print(f"{'figure':<28}{'value':>12}  target")
+    for key, value in figures.items():
+        target = TARGETS.get(key)
+        verdict = ""
+        if target:
+            op, bound = target
+            ok = value < bound if op == "<" else value <= bound
+            verdict = f"{op} {bound:g}  {'ok' if ok else 'MISSED'}"
+        print(f"{key:<28}{value:>12.4f}  {verdict}")
+    if "--json" in sys.argv:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

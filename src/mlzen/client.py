@@ -1,0 +1,410 @@
+"""``Client``: runs, step runs, artifacts and lineage, for notebooks and scripts.
+
+Method names follow what ZenML users know (``list_pipeline_runs``,
+``get_artifact_version``, ...).  Results are small handle objects that load related
+records lazily, so ``run.steps["train"].outputs["model"].load()`` reads only what it
+needs.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from mlzen.errors import ConfigError, NotFoundError, RunFailedError
+from mlzen.stack import Stack, active_stack
+
+if TYPE_CHECKING:
+    from mlzen.spec import PipelineSpec
+    from mlzen.steps import Step
+
+RUN_SUCCESS = ("completed",)
+
+
+class ArtifactVersion:
+    """One stored version of a named artifact."""
+
+    def __init__(self, client: Client, row: dict[str, Any]) -> None:
+        self._client = client
+        self.id: str = row["id"]
+        self.name: str = row["name"]
+        self.version: int = row["version"]
+        self.uri: str = row["uri"]
+        self.content_hash: str = row["content_hash"]
+        self.materializer: str = row["materializer"]
+        self.data_type: str = row["data_type"]
+        self.size: int = row["size"]
+        self.created_at: datetime = row["created_at"]
+        self.producer_step_run_id: str | None = row["producer_step_run_id"]
+        self._extracted: dict[str, Any] = row["metadata"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Auto-extracted metadata with anything logged for this version laid on top."""
+        logged = self._client._metadata("artifact_version", self.id)
+        return {**self._extracted, **logged}
+
+    def load(self) -> Any:
+        """Read the value back (hash-verified) with the materializer that saved it."""
+        from mlzen.artifacts.materializer import load_artifact
+
+        return load_artifact(
+            self._client.stack.artifact_store,
+            uri=self.uri,
+            content_hash=self.content_hash,
+            materializer=self.materializer,
+            data_type=self.data_type,
+            name=self.name,
+        )
+
+    @property
+    def producer(self) -> StepRun | None:
+        """The step run that created this version (lineage upstream)."""
+        if self.producer_step_run_id is None:
+            return None
+        return self._client.get_run_step(self.producer_step_run_id)
+
+    @property
+    def consumers(self) -> list[StepRun]:
+        """Step runs that read this version as an input (lineage downstream)."""
+        from mlzen.store import queries
+
+        rows = queries.consumers_of(self._client.store, self.id)
+        return [StepRun(self._client, row) for row in rows]
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.name}:{self.version} {self.data_type} {self.size}B>"
+
+
+class StepRun:
+    """One execution (or cache hit) of a step invocation."""
+
+    def __init__(self, client: Client, row: dict[str, Any]) -> None:
+        self._client = client
+        self._row = row
+        self.id: str = row["id"]
+        self.run_id: str = row["run_id"]
+        self.name: str = row["step_id"]
+        self.step_name: str = row["step_name"]
+        self.status: str = row["status"]
+        self.parameters: dict[str, Any] = row["parameters"]
+        self.config: dict[str, Any] = row["config"]
+        self.source: str = row["source"]
+        self.code_hash: str = row["code_hash"]
+        self.cache_key: str = row["cache_key"]
+        self.cache_key_parts: dict[str, Any] = row["cache_key_parts"]
+        self.cached_from_id: str | None = row["cached_from_id"]
+        self.started_at: datetime = row["started_at"]
+        self.ended_at: datetime | None = row["ended_at"]
+        self.attempts: int = row["attempts"]
+        self.error: str | None = row["error"]
+        self.logs: str = row["logs"] or ""
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, ``None`` while running."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @cached_property
+    def _edges(self) -> dict[str, dict[str, str]]:
+        from mlzen.store import queries
+
+        return queries.edges_of(self._client.store, [self.id])[self.id]
+
+    def _versions(self, direction: str) -> dict[str, ArtifactVersion]:
+        from mlzen.store import queries
+
+        ids = self._edges[direction]
+        rows = queries.get_artifact_versions(self._client.store, ids.values())
+        return {name: ArtifactVersion(self._client, rows[v]) for name, v in ids.items()}
+
+    @property
+    def inputs(self) -> dict[str, ArtifactVersion]:
+        """Input artifact versions by argument name."""
+        return self._versions("input")
+
+    @property
+    def outputs(self) -> dict[str, ArtifactVersion]:
+        """Output artifact versions by output name."""
+        return self._versions("output")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._client._metadata("step_run", self.id)
+
+    def __repr__(self) -> str:
+        return f"<StepRun {self.name} {self.status}>"
+
+
+class PipelineRun:
+    """One run of a pipeline."""
+
+    def __init__(self, client: Client, row: dict[str, Any]) -> None:
+        self._client = client
+        self.id: str = row["id"]
+        self.name: str = row["name"]
+        self.pipeline_name: str = row["pipeline_name"]
+        self.status: str = row["status"]
+        self.parameters: dict[str, Any] = row["parameters"]
+        self.spec_data: dict[str, Any] = row["spec"]
+        self.stack: str = row["stack"]
+        self.code_version: dict[str, Any] = row["code_version"]
+        self.environment: dict[str, Any] = row["environment"]
+        self.created_at: datetime = row["created_at"]
+        self.ended_at: datetime | None = row["ended_at"]
+        self.heartbeat_at: datetime = row["heartbeat_at"]
+        self.error: str | None = row["error"]
+        self.resumed_from_id: str | None = row["resumed_from_id"]
+
+    @property
+    def duration(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.created_at).total_seconds()
+
+    @cached_property
+    def steps(self) -> dict[str, StepRun]:
+        """Step runs by invocation id (``train``, ``train_2``, ...)."""
+        from mlzen.store import queries
+
+        rows = queries.step_runs_of(self._client.store, self.id)
+        return {row["step_id"]: StepRun(self._client, row) for row in rows}
+
+    @property
+    def spec(self) -> PipelineSpec:
+        from mlzen.spec import PipelineSpec
+
+        return PipelineSpec.from_dict(self.spec_data)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._client._metadata("pipeline_run", self.id)
+
+    def refresh(self) -> PipelineRun:
+        """A fresh copy of this run from the store."""
+        return self._client.get_pipeline_run(self.id)
+
+    def resume(self) -> PipelineRun:
+        """Run again what did not succeed, reusing every step that did.
+
+        The steps are imported by the ``module:qualname`` recorded in the run's spec.
+        """
+        from mlzen.steps import import_step
+
+        spec = self.spec
+        steps = {step_id: import_step(s.source) for step_id, s in spec.steps.items()}
+        return self._client.run_pipeline(spec, steps, resume_from=self)
+
+    def __repr__(self) -> str:
+        return f"<PipelineRun {self.name} {self.status}>"
+
+
+class Client:
+    """Read (and annotate) everything mlzen recorded: pipelines, runs, steps, artifacts."""
+
+    def __init__(self, stack: Stack | None = None) -> None:
+        self.stack = stack or active_stack()
+
+    @property
+    def store(self) -> Any:
+        return self.stack.metadata_store
+
+    # -- running ------------------------------------------------------------------------
+
+    def run_pipeline(
+        self,
+        spec: PipelineSpec,
+        steps: dict[str, Step],
+        *,
+        run_name: str | None = None,
+        resume_from: PipelineRun | str | None = None,
+    ) -> PipelineRun:
+        """Run a built pipeline on this client's stack and return the finished run."""
+        from mlzen.orchestrators.base import Heartbeat, RunHandle, schedule
+        from mlzen.runtime.environment import code_version, python_environment
+        from mlzen.runtime.fingerprint import source_of
+        from mlzen.store.metadata import new_id, utcnow
+
+        reuse: dict[str, dict[str, Any]] = {}
+        resumed_from_id = None
+        if resume_from is not None:
+            previous = (
+                resume_from
+                if isinstance(resume_from, PipelineRun)
+                else self.get_pipeline_run(str(resume_from))
+            )
+            resumed_from_id = previous.id
+            reuse = {
+                step_id: {"id": s.id, "cache_key": s.cache_key}
+                for step_id, s in previous.steps.items()
+                if s.status in ("completed", "cached")
+            }
+        settings = self.stack.settings
+        now = utcnow()
+        name = (run_name or "{pipeline}-{date}-{time}-{uid}").format(
+            pipeline=spec.name,
+            date=now.strftime("%Y_%m_%d"),
+            time=now.strftime("%H_%M_%S_%f"),
+            uid=new_id()[:6],
+        )
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            run_id = self.store.create_run(
+                pipeline_name=spec.name,
+                run_name=name,
+                spec=spec.to_dict(),
+                parameters=spec.parameters,
+                stack=self.stack.name,
+                code_version=code_version(
+                    settings.project_root, [source_of(s.func) for s in steps.values()]
+                ),
+                environment=python_environment(),
+                lease_seconds=settings.lease_seconds,
+                resumed_from_id=resumed_from_id,
+            )
+        except IntegrityError:
+            raise ConfigError(
+                f"A run named '{name}' already exists. Give run_name a unique value, e.g. "
+                "with the {date} and {time} placeholders.",
+                run_name=name,
+            ) from None
+        handle = RunHandle(run_id, name, spec.name, reuse)
+        status, error = "failed", None
+        try:
+            with Heartbeat(self.store, run_id, settings.heartbeat_interval):
+                outcomes = schedule(spec, steps, handle, self.stack.executor())
+            failed = [o for o in outcomes.values() if not o.succeeded]
+            status = "failed" if failed else "completed"
+            error = failed[0].error if failed else None
+        except KeyboardInterrupt:
+            status, error = "stopped", "Stopped by the user (KeyboardInterrupt)."
+            raise
+        except BaseException:
+            error = traceback.format_exc()
+            raise
+        finally:
+            self.store.finish_run(run_id, status, error)
+        run = self.get_pipeline_run(run_id)
+        if failed:
+            first = failed[0]
+            last_line = (first.error or "").strip().splitlines()[-1:] or ["unknown error"]
+            raise RunFailedError(
+                f"Run '{name}' failed in step '{first.step_id}': {last_line[0]}\n"
+                f"Its traceback is in Client().get_pipeline_run('{name}')"
+                f".steps['{first.step_id}'].error. Fix the step, then resume the run with "
+                f"Client().get_pipeline_run('{name}').resume().",
+                run=run,
+                run_id=run_id,
+                step_name=first.step_id,
+            )
+        return run
+
+    # -- pipelines and runs -------------------------------------------------------------
+
+    def list_pipelines(self) -> list[dict[str, Any]]:
+        """Every pipeline (name, id, created_at, run_count), newest first."""
+        from mlzen.store import queries
+
+        return queries.list_pipelines(self.store)
+
+    def get_pipeline(self, name: str) -> dict[str, Any]:
+        from mlzen.store import queries
+
+        return queries.get_pipeline(self.store, name)
+
+    def _runs(self, rows: list[dict[str, Any]]) -> list[PipelineRun]:
+        from mlzen.store import queries
+
+        running = [row["id"] for row in rows if row["status"] == "running"]
+        if running and self.store.expire_stale_runs(running):
+            refreshed = {r: queries.find_run(self.store, r) for r in running}
+            rows = [refreshed.get(row["id"], row) for row in rows]
+        return [PipelineRun(self, row) for row in rows]
+
+    def get_pipeline_run(self, name_or_id: str) -> PipelineRun:
+        """A run by id, name, unique id prefix, or ``"latest"``.
+
+        A run whose driver stopped sending heartbeats is marked ``crashed`` on read.
+        """
+        from mlzen.store import queries
+
+        if name_or_id == "latest":
+            rows = queries.list_runs(self.store, limit=1)
+            if not rows:
+                raise NotFoundError("There are no runs yet. Run a pipeline first.", run="latest")
+            return self._runs(rows)[0]
+        return self._runs([queries.find_run(self.store, name_or_id)])[0]
+
+    def list_pipeline_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[PipelineRun]:
+        """Runs, newest first, filtered by pipeline name, status and creation time."""
+        from mlzen.store import queries
+
+        rows = queries.list_runs(
+            self.store,
+            pipeline=pipeline,
+            status=status,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+        return self._runs(rows)
+
+    def get_run_step(self, step_run_id: str) -> StepRun:
+        from mlzen.store import queries
+
+        return StepRun(self, queries.get_step_run(self.store, step_run_id))
+
+    # -- artifacts ----------------------------------------------------------------------
+
+    def list_artifacts(self) -> list[dict[str, Any]]:
+        """Every artifact name with its latest version number."""
+        from mlzen.store import queries
+
+        return queries.list_artifacts(self.store)
+
+    def list_artifact_versions(
+        self, name: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[ArtifactVersion]:
+        """Artifact versions, newest first, optionally only those of artifact ``name``."""
+        from mlzen.store import queries
+
+        rows = queries.list_artifact_versions(self.store, name, limit=limit, offset=offset)
+        return [ArtifactVersion(self, row) for row in rows]
+
+    def get_artifact_version(
+        self, name_or_id: str, version: int | str | None = None
+    ) -> ArtifactVersion:
+        """The latest version of artifact ``name_or_id``, or ``version``; or a version by id.
+
+        Example:
+            >>> Client().get_artifact_version("raw").load()
+        """
+        from mlzen.store import queries
+
+        return ArtifactVersion(self, queries.find_artifact_version(self.store, name_or_id, version))
+
+    # -- metadata -----------------------------------------------------------------------
+
+    def add_metadata(self, entity_type: str, entity_id: str, values: dict[str, Any]) -> None:
+        """Attach metadata to a ``pipeline_run``, ``step_run`` or ``artifact_version``."""
+        self.store.add_metadata(entity_type, entity_id, values)
+
+    def _metadata(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        from mlzen.store import queries
+
+        return queries.metadata_of(self.store, entity_type, entity_id)

@@ -1,0 +1,122 @@
+"""The executor interface and the one scheduling loop every orchestrator shares.
+
+An executor only knows how to start ``run_step`` somewhere (a thread, a process, a Ray
+task) and hand back a future.  The loop starts each invocation as soon as everything it
+depends on has succeeded; after a failure it starts nothing new, lets running steps
+finish, and reports every outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from abc import ABC, abstractmethod
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlzen.runtime.run_step import FAILED, StepLaunch, StepOutcome
+from mlzen.spec import PipelineSpec
+from mlzen.steps import Step
+from mlzen.store.metadata import MetadataStore
+
+
+class StepExecutor(ABC):
+    """Starts step invocations somewhere and returns futures of their outcomes."""
+
+    def init(self, spec: PipelineSpec) -> None:  # noqa: B027 - optional hook
+        """Prepare for a run of ``spec`` (start pools, connect to a cluster)."""
+
+    @abstractmethod
+    def submit(self, launch: StepLaunch, step: Step) -> Future[StepOutcome]:
+        """Start ``run_step`` for one invocation."""
+
+    def finalize(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``init`` acquired; always called, even after a failure."""
+
+
+@dataclass
+class RunHandle:
+    """The identity of a run being driven, as the scheduling loop needs it."""
+
+    run_id: str
+    run_name: str
+    pipeline_name: str
+    reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def schedule(
+    spec: PipelineSpec, steps: dict[str, Step], run: RunHandle, executor: StepExecutor
+) -> dict[str, StepOutcome]:
+    """Run every invocation of ``spec`` whose dependencies succeed; return all outcomes."""
+    order = spec.topological_order()
+    waiting_on = {step_id: set(spec.steps[step_id].upstream) for step_id in order}
+    children = spec.downstream()
+    ready = [step_id for step_id in order if not waiting_on[step_id]]
+    outcomes: dict[str, StepOutcome] = {}
+    running: dict[Future[StepOutcome], str] = {}
+    failed = False
+    executor.init(spec)
+    try:
+        while ready or running:
+            while ready and not failed:
+                step_id = ready.pop(0)
+                launch = StepLaunch.for_step(
+                    steps[step_id],
+                    run_id=run.run_id,
+                    run_name=run.run_name,
+                    pipeline_name=run.pipeline_name,
+                    step=spec.steps[step_id],
+                    inputs={
+                        argument: outcomes[ref.step].outputs[ref.output]
+                        for argument, ref in spec.steps[step_id].inputs.items()
+                    },
+                    reuse=run.reuse.get(step_id),
+                )
+                running[executor.submit(launch, steps[step_id])] = step_id
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step_id = running.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception:
+                    outcome = StepOutcome(step_id, FAILED, error=traceback.format_exc())
+                outcomes[step_id] = outcome
+                if not outcome.succeeded:
+                    failed = True
+                    continue
+                for child in sorted(children[step_id]):
+                    waiting_on[child].discard(step_id)
+                    if not waiting_on[child]:
+                        ready.append(child)
+    finally:
+        executor.finalize()
+    return outcomes
+
+
+class Heartbeat:
+    """Renews a run's lease from a daemon thread while the run is being driven."""
+
+    def __init__(self, store: MetadataStore, run_id: str, interval: float) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="mlzen-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._store.heartbeat(self._run_id)
+            except Exception:  # noqa: S112 - a missed beat must not kill the run
+                continue

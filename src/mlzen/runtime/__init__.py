@@ -1,0 +1,1 @@
+"""Where a step executes: ``run_step`` and what it needs (context, caching, logs)."""

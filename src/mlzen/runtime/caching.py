@@ -1,0 +1,43 @@
+"""Cache keys: when may a step reuse an earlier run's outputs instead of running?
+
+A key hashes the step's code fingerprint (its source and the project code it uses,
+installed packages by version), its parameters, the content hashes of its inputs,
+its output names and declared types, and its settings. The parts are stored with
+every step run, so a later command can explain why a step was or was not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mlzen.runtime.fingerprint import fingerprint_hash
+from mlzen.spec import StepSpec
+
+
+def cache_key_parts(
+    step_spec: StepSpec, code: dict[str, str], input_hashes: dict[str, str]
+) -> dict[str, Any]:
+    """The parts of a step invocation's cache key, as stored with its step run.
+
+    Args:
+        step_spec: the invocation.
+        code: its code fingerprint (``fingerprint.code_fingerprint``).
+        input_hashes: content hash of each input artifact, by argument name.
+    """
+    return {
+        "code": fingerprint_hash(code),
+        "code_parts": code,
+        "parameters": step_spec.parameters,
+        "inputs": dict(sorted(input_hashes.items())),
+        "outputs": {output.name: output.type for output in step_spec.outputs},
+        "settings": step_spec.settings,
+    }
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """The hash of everything in ``parts`` except the per-function breakdown."""
+    keyed = {k: v for k, v in parts.items() if k != "code_parts"}
+    text = json.dumps(keyed, sort_keys=True, default=repr, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,137 @@
+"""What a running step can ask about itself: ``get_step_context()`` and ``log_metadata``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlzen.errors import MlzenError, NotFoundError
+
+
+@dataclass
+class StepContext:
+    """The running step: its run, its names and the metadata it has logged so far."""
+
+    run_id: str
+    run_name: str
+    pipeline_name: str
+    step_run_id: str
+    step_name: str
+    invocation_id: str
+    output_names: list[str]
+    parameters: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    output_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add_output_metadata(self, output_name: str, metadata: Mapping[str, Any]) -> None:
+        """Attach metadata to one of this step's outputs (recorded when it is saved)."""
+        if output_name not in self.output_names:
+            raise NotFoundError(
+                f"Step '{self.invocation_id}' has no output '{output_name}'. Its outputs: "
+                f"{', '.join(self.output_names) or 'none'}.",
+                step_name=self.invocation_id,
+                argument=output_name,
+            )
+        self.output_metadata.setdefault(output_name, {}).update(_json_values(metadata))
+
+
+_current: ContextVar[StepContext | None] = ContextVar("mlzen_step_context", default=None)
+
+
+def current_step_context() -> StepContext | None:
+    return _current.get()
+
+
+def set_step_context(context: StepContext | None) -> Any:
+    return _current.set(context)
+
+
+def reset_step_context(token: Any) -> None:
+    _current.reset(token)
+
+
+def get_step_context() -> StepContext:
+    """The context of the step running in this thread.
+
+    Raises:
+        MlzenError: called outside a running step.
+
+    Example:
+        >>> @step
+        ... def train() -> int:
+        ...     context = get_step_context()
+        ...     context.add_output_metadata("output", {"rows": 10})
+        ...     return 10
+    """
+    context = _current.get()
+    if context is None:
+        raise MlzenError(
+            "get_step_context() was called outside a running step. Call it inside a @step "
+            "function while its pipeline runs."
+        )
+    return context
+
+
+def _json_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    values: dict[str, Any] = {}
+    for key, value in metadata.items():
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError):
+            if hasattr(value, "item"):  # numpy scalars
+                value = value.item()
+            else:
+                raise MlzenError(
+                    f"Metadata '{key}' is a {type(value).__name__}, which is not "
+                    "JSON-serialisable. Log numbers, strings, lists or dicts.",
+                    argument=key,
+                ) from None
+        values[str(key)] = value
+    return values
+
+
+def log_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    artifact_name: str | None = None,
+    step_run_id: str | None = None,
+    run_id: str | None = None,
+    artifact_version_id: str | None = None,
+) -> None:
+    """Attach key/value metadata to a step run, an output artifact or a run.
+
+    Inside a step, with no target, it goes to the running step; with ``artifact_name``
+    to that output of the running step. Outside a step, name the target by id.
+
+    Example:
+        >>> log_metadata({"accuracy": 0.93})                    # inside a step
+        >>> log_metadata({"rows": 10}, artifact_name="train")  # an output of the step
+    """
+    values = _json_values(metadata)
+    context = _current.get()
+    targets = [x for x in (step_run_id, run_id, artifact_version_id) if x]
+    if context is not None and not targets:
+        if artifact_name is not None:
+            context.add_output_metadata(artifact_name, values)
+        else:
+            context.metadata.update(values)
+        return
+    if len(targets) != 1 or artifact_name is not None:
+        raise MlzenError(
+            "log_metadata() outside a step needs exactly one target: step_run_id=, run_id= "
+            "or artifact_version_id=. Inside a step it needs none (or artifact_name=)."
+        )
+    from mlzen.config import load_settings
+    from mlzen.store.metadata import MetadataStore
+
+    store = MetadataStore(load_settings().store_url)
+    if step_run_id:
+        store.add_metadata("step_run", step_run_id, values)
+    elif run_id:
+        store.add_metadata("pipeline_run", run_id, values)
+    else:
+        store.add_metadata("artifact_version", str(artifact_version_id), values)

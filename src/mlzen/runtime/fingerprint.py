@@ -1,0 +1,172 @@
+"""Fingerprints of the code a step runs: its own source and, transitively, the source of
+the project's functions and classes it uses.
+
+Installed packages count by their version, the standard library not at all.  So editing
+a helper the step calls changes its fingerprint; upgrading pandas does too; rerunning
+the same code does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import sysconfig
+import textwrap
+import types
+from functools import lru_cache
+from typing import Any
+
+from mlzen.steps import importable_module_name
+
+_NON_PROJECT_ROOTS = tuple(
+    {
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["platstdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        sys.prefix,
+        sys.base_prefix,
+    }
+)
+_cache: dict[Any, dict[str, str]] = {}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_project_module(module_name: str | None) -> bool:
+    if not module_name:
+        return False
+    if module_name == "__main__":
+        return True
+    if module_name == "mlzen" or module_name.startswith("mlzen."):
+        return False
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    if path is None:
+        return False
+    return not path.startswith(_NON_PROJECT_ROOTS) and "site-packages" not in path
+
+
+@lru_cache(maxsize=None)
+def _distribution_of(top_level: str) -> str | None:
+    from importlib import metadata
+
+    try:  # the cheap guess first: most distributions share their import name
+        return f"{top_level}=={metadata.version(top_level)}"
+    except metadata.PackageNotFoundError:
+        pass
+    names = metadata.packages_distributions().get(top_level)
+    if not names:
+        return None
+    try:
+        return f"{names[0]}=={metadata.version(names[0])}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _source(obj: Any) -> str:
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        if code is not None:
+            return repr(code.co_code) + repr(code.co_consts)
+        return repr(obj)
+
+
+def _code_objects(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(_code_objects(const))
+    return found
+
+
+def _referenced(func: types.FunctionType) -> list[Any]:
+    """Objects a function refers to by global name, attribute of a project module, or closure."""
+    names: set[str] = set()
+    for code in _code_objects(func.__code__):
+        names.update(code.co_names)
+    globals_ = func.__globals__
+    found: list[Any] = []
+    for name in sorted(names):
+        if name in globals_:
+            value = globals_[name]
+            found.append(value)
+            if isinstance(value, types.ModuleType) and _is_project_module(value.__name__):
+                found.extend(getattr(value, attr) for attr in sorted(names) if hasattr(value, attr))
+    for cell in func.__closure__ or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:
+            continue
+    return found
+
+
+def code_fingerprint(func: Any) -> dict[str, str]:
+    """``{"module:qualname": source hash, "dist==version": ""}`` for everything ``func`` uses.
+
+    Results are cached per function object for the life of the process.
+    """
+    func = getattr(func, "func", func)  # a Step: fingerprint the function it wraps
+    cached = _cache.get(func)
+    if cached is not None:
+        return cached
+    parts: dict[str, str] = {}
+    seen: set[int] = set()
+    pending: list[Any] = [func]
+    while pending:
+        obj = pending.pop()
+        obj = getattr(obj, "func", obj) if type(obj).__name__ == "Step" else obj
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.MethodType):
+            pending.append(obj.__func__)
+            continue
+        if not isinstance(obj, types.FunctionType | type):
+            if isinstance(obj, types.ModuleType):
+                _add_distribution(parts, obj.__name__)
+            continue
+        module_name = getattr(obj, "__module__", None)
+        if not _is_project_module(module_name):
+            _add_distribution(parts, module_name)
+            continue
+        key = f"{importable_module_name(module_name)}:{getattr(obj, '__qualname__', repr(obj))}"
+        parts[key] = _digest(_source(obj))
+        if isinstance(obj, types.FunctionType):
+            pending.extend(_referenced(obj))
+        else:
+            for member in vars(obj).values():
+                inner = getattr(member, "__func__", member)
+                if isinstance(inner, types.FunctionType):
+                    pending.extend(_referenced(inner))
+            pending.extend(base for base in obj.__mro__[1:] if base is not object)
+    _cache[func] = parts
+    return parts
+
+
+def _add_distribution(parts: dict[str, str], module_name: str | None) -> None:
+    if not module_name:
+        return
+    top_level = module_name.partition(".")[0]
+    if top_level in sys.stdlib_module_names or top_level == "builtins":
+        return
+    if top_level == "mlzen":
+        return  # mlzen's own version must not invalidate users' caches on upgrade
+    distribution = _distribution_of(top_level)
+    if distribution:
+        parts[distribution] = ""
+
+
+def fingerprint_hash(parts: dict[str, str]) -> str:
+    """One hash for a whole fingerprint."""
+    return _digest("\n".join(f"{k}={v}" for k, v in sorted(parts.items())))
+
+
+@lru_cache(maxsize=1024)
+def source_of(func: Any) -> str:
+    """The source text of a function, as recorded with each step run."""
+    return _source(func)

@@ -1,0 +1,263 @@
+"""``run_step``: the only place a step executes.
+
+Every orchestrator (threads, processes, Ray, ...) calls this one function for each step
+invocation; none re-implements any of it:
+
+1. load the input artifacts' records and compute the cache key;
+2. on a cache hit (or a step reused by a resumed run) record a step run pointing at the
+   earlier outputs and stop;
+3. otherwise load the inputs, call the function with logs captured, retrying with
+   backoff;
+4. save every output (content-addressed, atomic) and record the step run, its lineage
+   and its metadata in one transaction; run the step's hooks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlzen.artifacts.materializer import load_artifact, save_artifact
+from mlzen.artifacts.store import ArtifactStore
+from mlzen.errors import StepExecutionError
+from mlzen.runtime.caching import cache_key, cache_key_parts
+from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
+from mlzen.runtime.fingerprint import code_fingerprint, source_of
+from mlzen.runtime.logs import capture_logs
+from mlzen.spec import StepSpec
+from mlzen.steps import Step
+from mlzen.store import queries
+from mlzen.store.metadata import MetadataStore, OutputRecord
+
+COMPLETED, CACHED, FAILED = "completed", "cached", "failed"
+
+
+@dataclass
+class StepLaunch:
+    """Everything ``run_step`` needs to know about one invocation, besides the step."""
+
+    run_id: str
+    run_name: str
+    pipeline_name: str
+    step: StepSpec
+    inputs: dict[str, str] = field(default_factory=dict)
+    reuse: dict[str, Any] | None = None
+    code: dict[str, str] | None = None
+    source: str | None = None
+
+    @classmethod
+    def for_step(cls, function_of: Step, **fields: Any) -> StepLaunch:
+        """A launch carrying the step's code fingerprint and source, taken here in the
+        driver: a worker process or cluster node may not have the source files."""
+        func = function_of.func
+        return cls(**fields, code=code_fingerprint(func), source=source_of(func))
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one invocation: status, output artifact version ids, error."""
+
+    step_id: str
+    status: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    step_run_id: str | None = None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in (COMPLETED, CACHED)
+
+
+def run_step(
+    launch: StepLaunch, step: Step, store: MetadataStore, artifacts: ArtifactStore
+) -> StepOutcome:
+    """Execute (or reuse) one step invocation and record it in the metadata store."""
+    spec = launch.step
+    input_versions = queries.get_artifact_versions(store, launch.inputs.values())
+    input_hashes = {arg: input_versions[v]["content_hash"] for arg, v in launch.inputs.items()}
+    code = launch.code if launch.code is not None else code_fingerprint(step.func)
+    parts = cache_key_parts(spec, code, input_hashes)
+    key = cache_key(parts)
+    record = {
+        "run_id": launch.run_id,
+        "step_id": spec.id,
+        "step_name": spec.name,
+        "parameters": spec.parameters,
+        "config": {
+            "source": spec.source,
+            "enable_cache": spec.enable_cache,
+            "retries": spec.retries,
+            "settings": spec.settings,
+            "extra": spec.extra,
+        },
+        "source": launch.source if launch.source is not None else source_of(step.func),
+        "code_hash": parts["code"],
+        "cache_key": key,
+        "cache_key_parts": parts,
+        "inputs": launch.inputs,
+    }
+    hit = _reusable(launch, key, store, artifacts)
+    if hit is not None:
+        step_run_id = store.start_step_run(
+            **record, status=CACHED, cached_from_id=hit["id"], outputs=hit["outputs"]
+        )
+        return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
+
+    step_run_id = store.start_step_run(**record)
+    context = StepContext(
+        run_id=launch.run_id,
+        run_name=launch.run_name,
+        pipeline_name=launch.pipeline_name,
+        step_run_id=step_run_id,
+        step_name=spec.name,
+        invocation_id=spec.id,
+        output_names=spec.output_names,
+        parameters=dict(spec.parameters),
+    )
+    token = set_step_context(context)
+    attempts = 0
+    with capture_logs() as logs:
+        try:
+            kwargs = dict(spec.parameters)
+            for argument, version_id in launch.inputs.items():
+                row = input_versions[version_id]
+                kwargs[argument] = load_artifact(
+                    artifacts,
+                    uri=row["uri"],
+                    content_hash=row["content_hash"],
+                    materializer=row["materializer"],
+                    data_type=row["data_type"],
+                    name=row["name"],
+                )
+            while True:
+                attempts += 1
+                try:
+                    value = step.func(**kwargs)
+                    break
+                except Exception:
+                    if attempts > spec.retries:
+                        raise
+                    delay = spec.retry_delay * 2 ** (attempts - 1)
+                    print(
+                        f"Step '{spec.id}' failed (attempt {attempts} of {spec.retries + 1}):\n"
+                        f"{traceback.format_exc()}Retrying in {delay:g}s."
+                    )
+                    time.sleep(delay)
+            outputs = _save_outputs(spec, step, value, artifacts)
+        except Exception as exc:
+            error = traceback.format_exc()
+            _call_hook(step.options.on_failure, spec.id, exception=exc, context=context)
+            reset_step_context(token)
+            store.finish_step_run(
+                step_run_id,
+                status=FAILED,
+                attempts=attempts,
+                error=error,
+                logs=logs.getvalue(),
+                metadata=context.metadata,
+            )
+            return StepOutcome(spec.id, FAILED, {}, step_run_id, error)
+        _call_hook(step.options.on_success, spec.id, context=context)
+        reset_step_context(token)
+        log_text = logs.getvalue()
+    created = store.finish_step_run(
+        step_run_id,
+        status=COMPLETED,
+        outputs=outputs,
+        attempts=attempts,
+        logs=log_text,
+        metadata=context.metadata,
+        output_metadata=context.output_metadata,
+    )
+    return StepOutcome(spec.id, COMPLETED, created, step_run_id)
+
+
+def _reusable(
+    launch: StepLaunch, key: str, store: MetadataStore, artifacts: ArtifactStore
+) -> dict[str, Any] | None:
+    """An earlier step run whose outputs this invocation may take as its own."""
+    candidates: list[dict[str, Any]] = []
+    if launch.reuse is not None and launch.reuse["cache_key"] == key:
+        candidates = [
+            hit for hit in queries.find_cache_hits(store, key) if hit["id"] == launch.reuse["id"]
+        ]
+    if not candidates and launch.step.enable_cache:
+        candidates = queries.find_cache_hits(store, key)
+    wanted = set(launch.step.output_names)
+    for hit in candidates:
+        if set(hit["outputs"]) == wanted and all(
+            artifacts.exists(row["uri"]) for row in hit["outputs"].values()
+        ):
+            return {"id": hit["id"], "outputs": {n: r["id"] for n, r in hit["outputs"].items()}}
+    return None
+
+
+def _save_outputs(
+    spec: StepSpec, step: Step, value: Any, artifacts: ArtifactStore
+) -> list[OutputRecord]:
+    declared = step.signature.outputs
+    if not declared:
+        return []
+    if len(declared) == 1:
+        values = [value]
+    else:
+        if not isinstance(value, tuple | list) or len(value) != len(declared):
+            got = f"a {type(value).__name__}"
+            if isinstance(value, tuple | list):
+                got += f" of {len(value)}"
+            raise StepExecutionError(
+                f"Step '{spec.id}' declares {len(declared)} outputs "
+                f"({', '.join(o.name for o in declared)}) but returned {got}. Return a tuple "
+                "with one value per declared output.",
+                step_name=spec.id,
+            )
+        values = list(value)
+    records: list[OutputRecord] = []
+    for output, item in zip(declared, values, strict=True):
+        _check_type(spec.id, output.name, output.annotation, item)
+        saved = save_artifact(artifacts, item, name=output.name)
+        records.append(
+            OutputRecord(
+                name=output.name,
+                uri=saved.uri,
+                content_hash=saved.content_hash,
+                materializer=saved.materializer,
+                data_type=saved.data_type,
+                size=saved.size,
+                metadata=saved.metadata,
+            )
+        )
+    return records
+
+
+def _check_type(step_id: str, output_name: str, annotation: Any, value: Any) -> None:
+    if not isinstance(annotation, type) or annotation is object:
+        return
+    if isinstance(value, annotation) or (annotation is float and type(value) is int):
+        return
+    raise StepExecutionError(
+        f"Step '{step_id}' output '{output_name}' is declared as {annotation.__name__} but "
+        f"the step returned a {type(value).__name__}. Return a {annotation.__name__} or fix "
+        "the return annotation.",
+        step_name=step_id,
+        argument=output_name,
+    )
+
+
+def _call_hook(hook: Any, step_id: str, **arguments: Any) -> None:
+    """Call a hook with the keyword arguments it accepts; report, never raise, its errors."""
+    if hook is None:
+        return
+    try:
+        signature = inspect.signature(hook)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            arguments = {k: v for k, v in arguments.items() if k in signature.parameters}
+        hook(**arguments)
+    except Exception:
+        print(f"Hook {getattr(hook, '__name__', hook)!r} of step '{step_id}' raised:")
+        traceback.print_exc()
+
+

@@ -1,0 +1,492 @@
+"""The metadata store: sole owner of engines, connections, transactions and writes.
+
+SQLite (the default) runs in WAL mode with ``BEGIN IMMEDIATE`` for writes, so several
+processes can share one store file: writers queue on the lock (up to ``busy_timeout``)
+instead of failing half-way.  Any other SQLAlchemy URL (PostgreSQL, MySQL) works too.
+The schema is migrated with Alembic on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from mlzen.errors import StoreError
+from mlzen.store import tables as t
+
+HEAD_REVISION = "0001"
+RUNNING = "running"
+FINISHED_STATUSES = ("completed", "cached")
+_engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
+_lock = threading.Lock()
+
+
+def utcnow() -> datetime:
+    """The current UTC time as a naive datetime, as stored in every table."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """A saved output to record for a step run."""
+
+    name: str
+    uri: str
+    content_hash: str
+    materializer: str
+    data_type: str
+    size: int
+    metadata: Mapping[str, Any]
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN, so writers can ask for IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("mlzen_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            try:
+                if url.startswith("sqlite"):
+                    engine = _sqlite_engine(url)
+                else:
+                    engine = create_engine(url, pool_pre_ping=True)
+            except (SQLAlchemyError, ImportError, ValueError) as exc:
+                raise StoreError(
+                    f"Cannot open the metadata store at '{_safe(url)}': {exc}. Check "
+                    "MLZEN_STORE_URL (an SQLAlchemy URL such as sqlite:///path/mlzen.db or "
+                    "postgresql+psycopg://user@host/db) and that its driver is installed.",
+                    store_url=_safe(url),
+                ) from exc
+            _engines[url] = engine
+        return engine
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (used by tests and before forking)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _migrated.clear()
+
+
+class MetadataStore:
+    """Every write to the metadata store goes through this class."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = get_engine(url)
+        self._writer = self.engine.execution_options(mlzen_write=True)
+        self._artifact_ids: dict[str, str] = {}
+        self.ensure_schema()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside a write transaction, committed on success."""
+        try:
+            with self._writer.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise StoreError(
+                f"Writing to the metadata store at '{_safe(self.url)}' failed: {exc.orig}. "
+                "If another process holds the database, retry; otherwise check the URL.",
+                store_url=_safe(self.url),
+            ) from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (a plain transaction, never holding the write lock)."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    def ensure_schema(self) -> None:
+        """Create or migrate the schema to the current revision, once per process."""
+        if self.url in _migrated:
+            return
+        try:
+            with self.read() as connection:
+                current = connection.exec_driver_sql(
+                    "SELECT version_num FROM alembic_version"
+                ).scalar()
+        except (OperationalError, SQLAlchemyError):
+            current = None
+        if current != HEAD_REVISION:
+            self._migrate()
+        _migrated.add(self.url)
+
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self._migration_lock(), self.engine.connect() as connection:
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, "head")
+                connection.commit()
+            except SQLAlchemyError as exc:
+                raise StoreError(
+                    f"Migrating the metadata store at '{_safe(self.url)}' failed: {exc}. "
+                    "Check that the database is reachable and writable.",
+                    store_url=_safe(self.url),
+                ) from exc
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Serialise first-time migrations of one store between processes."""
+        if self.url.startswith("sqlite"):
+            import fcntl
+
+            database = make_url(self.url).database
+            if not database or database == ":memory:":
+                yield
+                return
+            with open(f"{database}.migrate.lock", "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        elif self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as lock_connection:
+                lock_connection.exec_driver_sql("SELECT pg_advisory_lock(7261991)")
+                try:
+                    yield
+                finally:
+                    lock_connection.exec_driver_sql("SELECT pg_advisory_unlock(7261991)")
+                    lock_connection.commit()
+        else:
+            yield
+
+    # -- runs -------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        pipeline_name: str,
+        run_name: str,
+        spec: dict[str, Any],
+        parameters: dict[str, Any],
+        stack: str,
+        code_version: dict[str, Any],
+        environment: dict[str, Any],
+        lease_seconds: float,
+        resumed_from_id: str | None = None,
+    ) -> str:
+        """Record a new run in status ``running``; returns its id."""
+        run_id = new_id()
+        now = utcnow()
+        with self.write() as connection:
+            pipeline_id = connection.execute(
+                select(t.pipelines.c.id).where(t.pipelines.c.name == pipeline_name)
+            ).scalar()
+            if pipeline_id is None:
+                pipeline_id = new_id()
+                connection.execute(
+                    insert(t.pipelines).values(id=pipeline_id, name=pipeline_name, created_at=now)
+                )
+            connection.execute(
+                insert(t.pipeline_runs).values(
+                    id=run_id,
+                    name=run_name,
+                    pipeline_id=pipeline_id,
+                    status=RUNNING,
+                    spec=spec,
+                    parameters=parameters,
+                    stack=stack,
+                    code_version=code_version,
+                    environment=environment,
+                    created_at=now,
+                    heartbeat_at=now,
+                    lease_seconds=lease_seconds,
+                    resumed_from_id=resumed_from_id,
+                )
+            )
+        return run_id
+
+    def heartbeat(self, run_id: str) -> None:
+        """Renew a running run's lease."""
+        with self.write() as connection:
+            connection.execute(
+                update(t.pipeline_runs)
+                .where(t.pipeline_runs.c.id == run_id, t.pipeline_runs.c.status == RUNNING)
+                .values(heartbeat_at=utcnow())
+            )
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End a run; step runs still ``running`` end with the same status."""
+        now = utcnow()
+        with self.write() as connection:
+            connection.execute(
+                update(t.pipeline_runs)
+                .where(t.pipeline_runs.c.id == run_id)
+                .values(status=status, ended_at=now, error=error)
+            )
+            connection.execute(
+                update(t.step_runs)
+                .where(t.step_runs.c.run_id == run_id, t.step_runs.c.status == RUNNING)
+                .values(status=status, ended_at=now)
+            )
+
+    def expire_stale_runs(self, run_ids: list[str] | None = None) -> list[str]:
+        """Mark runs whose lease ran out as ``crashed``, with their unfinished steps.
+
+        Args:
+            run_ids: only look at these runs; all running runs when ``None``.
+        """
+        query = select(
+            t.pipeline_runs.c.id, t.pipeline_runs.c.heartbeat_at, t.pipeline_runs.c.lease_seconds
+        ).where(t.pipeline_runs.c.status == RUNNING)
+        if run_ids is not None:
+            query = query.where(t.pipeline_runs.c.id.in_(run_ids))
+        now = utcnow()
+        with self.read() as connection:
+            stale = [
+                row.id
+                for row in connection.execute(query)
+                if row.heartbeat_at + timedelta(seconds=row.lease_seconds) < now
+            ]
+        if not stale:
+            return []
+        message = "The run's driver stopped sending heartbeats (process killed or machine lost)."
+        with self.write() as connection:
+            connection.execute(
+                update(t.pipeline_runs)
+                .where(t.pipeline_runs.c.id.in_(stale), t.pipeline_runs.c.status == RUNNING)
+                .values(status="crashed", ended_at=now, error=message)
+            )
+            connection.execute(
+                update(t.step_runs)
+                .where(t.step_runs.c.run_id.in_(stale), t.step_runs.c.status == RUNNING)
+                .values(status="crashed", ended_at=now, error=message)
+            )
+        return stale
+
+    # -- step runs --------------------------------------------------------------------
+
+    def start_step_run(
+        self,
+        *,
+        run_id: str,
+        step_id: str,
+        step_name: str,
+        parameters: dict[str, Any],
+        config: dict[str, Any],
+        source: str,
+        code_hash: str,
+        cache_key: str,
+        cache_key_parts: dict[str, Any],
+        inputs: Mapping[str, str],
+        status: str = RUNNING,
+        cached_from_id: str | None = None,
+        outputs: Mapping[str, str] | None = None,
+    ) -> str:
+        """Record a step run with its input edges (and output edges, for a cache hit)."""
+        step_run_id = new_id()
+        now = utcnow()
+        edges = [
+            {"step_run_id": step_run_id, "direction": "input", "name": n, "artifact_version_id": a}
+            for n, a in inputs.items()
+        ] + [
+            {"step_run_id": step_run_id, "direction": "output", "name": n, "artifact_version_id": a}
+            for n, a in (outputs or {}).items()
+        ]
+        with self.write() as connection:
+            connection.execute(
+                insert(t.step_runs).values(
+                    id=step_run_id,
+                    run_id=run_id,
+                    step_id=step_id,
+                    step_name=step_name,
+                    status=status,
+                    parameters=parameters,
+                    config=config,
+                    source=source,
+                    code_hash=code_hash,
+                    cache_key=cache_key,
+                    cache_key_parts=cache_key_parts,
+                    cached_from_id=cached_from_id,
+                    started_at=now,
+                    ended_at=None if status == RUNNING else now,
+                    attempts=0,
+                )
+            )
+            if edges:
+                connection.execute(insert(t.step_run_artifacts), edges)
+        return step_run_id
+
+    def finish_step_run(
+        self,
+        step_run_id: str,
+        *,
+        status: str,
+        outputs: list[OutputRecord] = (),  # type: ignore[assignment]
+        attempts: int = 1,
+        error: str | None = None,
+        logs: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        output_metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, str]:
+        """Record a step run's outcome and outputs in one transaction.
+
+        Returns:
+            The new artifact version id of each output, by output name.
+        """
+        now = utcnow()
+        created: dict[str, str] = {}
+        for attempt in range(5):
+            try:
+                with self.write() as connection:
+                    for output in outputs:
+                        created[output.name] = self._insert_version(
+                            connection, output, step_run_id, now
+                        )
+                    if created:
+                        connection.execute(
+                            insert(t.step_run_artifacts),
+                            [
+                                {
+                                    "step_run_id": step_run_id,
+                                    "direction": "output",
+                                    "name": name,
+                                    "artifact_version_id": version_id,
+                                }
+                                for name, version_id in created.items()
+                            ],
+                        )
+                    rows = [("step_run", step_run_id, k, v) for k, v in (metadata or {}).items()]
+                    for name, values in (output_metadata or {}).items():
+                        if name in created:
+                            rows += [("artifact_version", created[name], k, v) for k, v in values.items()]
+                    self._insert_metadata(connection, rows, now)
+                    connection.execute(
+                        update(t.step_runs)
+                        .where(t.step_runs.c.id == step_run_id)
+                        .values(
+                            status=status, ended_at=now, attempts=attempts, error=error, logs=logs
+                        )
+                    )
+                return created
+            except IntegrityError:
+                # Two writers numbered the same artifact version (PostgreSQL); try again.
+                created.clear()
+                if attempt == 4:
+                    raise
+        return created
+
+    def _insert_version(
+        self, connection: Connection, output: OutputRecord, step_run_id: str, now: datetime
+    ) -> str:
+        artifact_id = self._artifact_id(connection, output.name, now)
+        version = (
+            connection.execute(
+                select(func.max(t.artifact_versions.c.version)).where(
+                    t.artifact_versions.c.artifact_id == artifact_id
+                )
+            ).scalar()
+            or 0
+        ) + 1
+        version_id = new_id()
+        connection.execute(
+            insert(t.artifact_versions).values(
+                id=version_id,
+                artifact_id=artifact_id,
+                version=version,
+                uri=output.uri,
+                content_hash=output.content_hash,
+                materializer=output.materializer,
+                data_type=output.data_type,
+                size=output.size,
+                metadata=dict(output.metadata),
+                producer_step_run_id=step_run_id,
+                created_at=now,
+            )
+        )
+        return version_id
+
+    def _artifact_id(self, connection: Connection, name: str, now: datetime) -> str:
+        artifact_id = self._artifact_ids.get(name)
+        if artifact_id is not None:
+            return artifact_id
+        artifact_id = connection.execute(
+            select(t.artifacts.c.id).where(t.artifacts.c.name == name)
+        ).scalar()
+        if artifact_id is None:
+            artifact_id = new_id()
+            connection.execute(
+                insert(t.artifacts).values(id=artifact_id, name=name, created_at=now)
+            )
+            return artifact_id  # cached only once committed, on the next lookup
+        self._artifact_ids[name] = artifact_id
+        return artifact_id
+
+    # -- metadata ---------------------------------------------------------------------
+
+    def add_metadata(self, entity_type: str, entity_id: str, values: Mapping[str, Any]) -> None:
+        """Attach key/value metadata to a run, step run or artifact version."""
+        with self.write() as connection:
+            self._insert_metadata(
+                connection, [(entity_type, entity_id, k, v) for k, v in values.items()], utcnow()
+            )
+
+    @staticmethod
+    def _insert_metadata(
+        connection: Connection, rows: list[tuple[str, str, str, Any]], now: datetime
+    ) -> None:
+        if rows:
+            connection.execute(
+                insert(t.run_metadata),
+                [
+                    {"entity_type": e, "entity_id": i, "key": k, "value": v, "created_at": now}
+                    for e, i, k, v in rows
+                ],
+            )

@@ -1,0 +1,218 @@
+"""The read side of the metadata store: every query returns plain dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from mlzen.errors import NotFoundError
+from mlzen.store import tables as t
+from mlzen.store.metadata import FINISHED_STATUSES, MetadataStore
+
+_RUN_COLUMNS = [*t.pipeline_runs.c, t.pipelines.c.name.label("pipeline_name")]
+_VERSION_COLUMNS = [*t.artifact_versions.c, t.artifacts.c.name.label("name")]
+
+
+def _runs() -> Select[Any]:
+    return select(*_RUN_COLUMNS).join(t.pipelines, t.pipelines.c.id == t.pipeline_runs.c.pipeline_id)
+
+
+def _versions() -> Select[Any]:
+    return select(*_VERSION_COLUMNS).join(
+        t.artifacts, t.artifacts.c.id == t.artifact_versions.c.artifact_id
+    )
+
+
+def _all(store: MetadataStore, query: Select[Any]) -> list[dict[str, Any]]:
+    with store.read() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _one(store: MetadataStore, query: Select[Any]) -> dict[str, Any] | None:
+    rows = _all(store, query.limit(1))
+    return rows[0] if rows else None
+
+
+def list_pipelines(store: MetadataStore) -> list[dict[str, Any]]:
+    """Every pipeline with its run count, newest first."""
+    query = (
+        select(*t.pipelines.c, func.count(t.pipeline_runs.c.id).label("run_count"))
+        .outerjoin(t.pipeline_runs, t.pipeline_runs.c.pipeline_id == t.pipelines.c.id)
+        .group_by(*t.pipelines.c)
+        .order_by(t.pipelines.c.created_at.desc())
+    )
+    return _all(store, query)
+
+
+def get_pipeline(store: MetadataStore, name: str) -> dict[str, Any]:
+    row = _one(store, select(*t.pipelines.c).where(t.pipelines.c.name == name))
+    if row is None:
+        raise NotFoundError(
+            f"No pipeline named '{name}'. Run it once, or list pipelines with "
+            "Client().list_pipelines().",
+            pipeline_name=name,
+        )
+    return row
+
+
+def find_run(store: MetadataStore, ref: str) -> dict[str, Any]:
+    """A run by id, name or unique id prefix."""
+    row = _one(store, _runs().where(or_(t.pipeline_runs.c.id == ref, t.pipeline_runs.c.name == ref)))
+    if row is not None:
+        return row
+    matches = _all(store, _runs().where(t.pipeline_runs.c.id.startswith(ref)).limit(2)) if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    hint = "several runs start with it; use more characters" if matches else "no run has it"
+    raise NotFoundError(
+        f"No pipeline run with id or name '{ref}' ({hint}). List runs with "
+        "Client().list_pipeline_runs().",
+        run=ref,
+    )
+
+
+def list_runs(
+    store: MetadataStore,
+    *,
+    pipeline: str | None = None,
+    status: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Runs, newest first, filtered and paged."""
+    query = _runs()
+    if pipeline is not None:
+        query = query.where(t.pipelines.c.name == pipeline)
+    if status is not None:
+        query = query.where(t.pipeline_runs.c.status == status)
+    if created_after is not None:
+        query = query.where(t.pipeline_runs.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(t.pipeline_runs.c.created_at < created_before)
+    query = query.order_by(t.pipeline_runs.c.created_at.desc(), t.pipeline_runs.c.id.desc())
+    return _all(store, query.limit(limit).offset(offset))
+
+
+def step_runs_of(store: MetadataStore, run_id: str) -> list[dict[str, Any]]:
+    """A run's step runs in the order they started."""
+    query = (
+        select(*t.step_runs.c)
+        .where(t.step_runs.c.run_id == run_id)
+        .order_by(t.step_runs.c.started_at, t.step_runs.c.step_id)
+    )
+    return _all(store, query)
+
+
+def get_step_run(store: MetadataStore, step_run_id: str) -> dict[str, Any]:
+    row = _one(store, select(*t.step_runs.c).where(t.step_runs.c.id == step_run_id))
+    if row is None:
+        raise NotFoundError(f"No step run with id '{step_run_id}'.", step_run_id=step_run_id)
+    return row
+
+
+def edges_of(store: MetadataStore, step_run_ids: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """``{step_run_id: {"input"|"output": {name: artifact_version_id}}}``."""
+    ids = list(step_run_ids)
+    edges: dict[str, dict[str, dict[str, str]]] = {i: {"input": {}, "output": {}} for i in ids}
+    if not ids:
+        return edges
+    query = select(*t.step_run_artifacts.c).where(t.step_run_artifacts.c.step_run_id.in_(ids))
+    for row in _all(store, query):
+        edges[row["step_run_id"]][row["direction"]][row["name"]] = row["artifact_version_id"]
+    return edges
+
+
+def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]]:
+    """Successful step runs with this cache key, newest first, with their outputs."""
+    query = (
+        select(t.step_runs.c.id)
+        .where(t.step_runs.c.cache_key == cache_key, t.step_runs.c.status.in_(FINISHED_STATUSES))
+        .order_by(t.step_runs.c.started_at.desc())
+        .limit(5)
+    )
+    ids = [row["id"] for row in _all(store, query)]
+    edges = edges_of(store, ids)
+    versions = get_artifact_versions(store, [v for e in edges.values() for v in e["output"].values()])
+    return [
+        {"id": i, "outputs": {name: versions[v] for name, v in edges[i]["output"].items()}}
+        for i in ids
+    ]
+
+
+def get_artifact_versions(store: MetadataStore, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = _all(store, _versions().where(t.artifact_versions.c.id.in_(ids)))
+    return {row["id"]: row for row in rows}
+
+
+def find_artifact_version(
+    store: MetadataStore, name_or_id: str, version: int | str | None = None
+) -> dict[str, Any]:
+    """An artifact version by artifact name (latest, or ``version``) or by id."""
+    query = _versions().where(t.artifacts.c.name == name_or_id)
+    if version is not None:
+        query = query.where(t.artifact_versions.c.version == int(version))
+    row = _one(store, query.order_by(t.artifact_versions.c.version.desc()))
+    if row is None and version is None:
+        row = _one(store, _versions().where(t.artifact_versions.c.id == name_or_id))
+    if row is None:
+        which = f"version {version} of " if version is not None else ""
+        raise NotFoundError(
+            f"No {which}artifact '{name_or_id}'. List artifacts with "
+            "Client().list_artifact_versions().",
+            artifact_name=name_or_id,
+            version=version,
+        )
+    return row
+
+
+def list_artifact_versions(
+    store: MetadataStore, name: str | None = None, *, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Artifact versions, newest first, optionally of one artifact."""
+    query = _versions()
+    if name is not None:
+        query = query.where(t.artifacts.c.name == name)
+    query = query.order_by(t.artifact_versions.c.created_at.desc(), t.artifact_versions.c.version.desc())
+    return _all(store, query.limit(limit).offset(offset))
+
+
+def list_artifacts(store: MetadataStore) -> list[dict[str, Any]]:
+    query = (
+        select(*t.artifacts.c, func.max(t.artifact_versions.c.version).label("latest_version"))
+        .outerjoin(t.artifact_versions, t.artifact_versions.c.artifact_id == t.artifacts.c.id)
+        .group_by(*t.artifacts.c)
+        .order_by(t.artifacts.c.name)
+    )
+    return _all(store, query)
+
+
+def consumers_of(store: MetadataStore, artifact_version_id: str) -> list[dict[str, Any]]:
+    """Step runs that read this artifact version as an input."""
+    query = (
+        select(*t.step_runs.c, t.step_run_artifacts.c.name.label("input_name"))
+        .join(t.step_run_artifacts, t.step_run_artifacts.c.step_run_id == t.step_runs.c.id)
+        .where(
+            t.step_run_artifacts.c.artifact_version_id == artifact_version_id,
+            t.step_run_artifacts.c.direction == "input",
+        )
+        .order_by(t.step_runs.c.started_at)
+    )
+    return _all(store, query)
+
+
+def metadata_of(store: MetadataStore, entity_type: str, entity_id: str) -> dict[str, Any]:
+    """Key/value metadata of one entity; a later value for a key wins."""
+    query = (
+        select(t.run_metadata.c.key, t.run_metadata.c.value)
+        .where(t.run_metadata.c.entity_type == entity_type, t.run_metadata.c.entity_id == entity_id)
+        .order_by(t.run_metadata.c.id)
+    )
+    return {row["key"]: row["value"] for row in _all(store, query)}

@@ -1,0 +1,135 @@
+"""The metadata store's schema, as SQLAlchemy Core tables.
+
+Changing a table means adding an Alembic migration in ``migrations/versions``; a test
+checks that the migrations and these tables agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+ID = String(32)
+metadata = MetaData()
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("pipeline_id", ID, ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("stack", String(255), nullable=False),
+    Column("code_version", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+    Column("heartbeat_at", DateTime, nullable=False),
+    Column("lease_seconds", Float, nullable=False),
+    Column("error", Text),
+    Column("resumed_from_id", ID),
+    Index("ix_pipeline_runs_pipeline_created", "pipeline_id", "created_at"),
+    Index("ix_pipeline_runs_status", "status"),
+    Index("ix_pipeline_runs_created", "created_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("run_id", ID, ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_id", String(255), nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("cache_key", String(64), nullable=False),
+    Column("cache_key_parts", JSON, nullable=False),
+    Column("cached_from_id", ID),
+    Column("started_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("logs", Text),
+    UniqueConstraint("run_id", "step_id", name="uq_step_runs_run_step"),
+    Index("ix_step_runs_cache_key", "cache_key", "status"),
+    Index("ix_step_runs_step_name", "step_name"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+artifact_versions = Table(
+    "artifact_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("artifact_id", ID, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("materializer", String(255), nullable=False),
+    Column("data_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("producer_step_run_id", ID, ForeignKey("step_runs.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("artifact_id", "version", name="uq_artifact_versions_artifact_version"),
+    Index("ix_artifact_versions_content_hash", "content_hash"),
+)
+
+step_run_artifacts = Table(
+    "step_run_artifacts",
+    metadata,
+    Column("step_run_id", ID, ForeignKey("step_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("direction", String(6), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column(
+        "artifact_version_id",
+        ID,
+        ForeignKey("artifact_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index("ix_step_run_artifacts_version", "artifact_version_id", "direction"),
+)
+
+run_metadata = Table(
+    "run_metadata",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity_type", String(16), nullable=False),
+    Column("entity_id", ID, nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("value", JSON),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_run_metadata_entity", "entity_type", "entity_id"),
+)

@@ -1,0 +1,41 @@
+"""Shared fixtures: every test gets its own throw-away mlzen project."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlzen.store.metadata import dispose_engines
+
+POSTGRES_URL = os.environ.get("MLZEN_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh project root with its own SQLite store and artifact folder."""
+    root = tmp_path / "project"
+    (root / ".mlzen").mkdir(parents=True)
+    monkeypatch.setenv("MLZEN_PROJECT_ROOT", str(root))
+    for name in ("MLZEN_STORE_URL", "MLZEN_ARTIFACT_ROOT", "MLZEN_EXECUTOR", "MLZEN_MAX_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    yield root
+    dispose_engines()
+
+
+@pytest.fixture
+def postgres_url(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A PostgreSQL store emptied for this test; skips where no server is configured."""
+    if not POSTGRES_URL:
+        pytest.skip("MLZEN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    monkeypatch.setenv("MLZEN_STORE_URL", POSTGRES_URL)
+    yield POSTGRES_URL

@@ -1,0 +1,67 @@
+"""Several processes running pipelines against one SQLite store lose nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from mlzen import Client
+
+SCRIPT = textwrap.dedent(
+    '''
+    import sys
+    from mlzen import pipeline, step
+
+    @step(enable_cache=False)
+    def produce(worker: int, i: int) -> list:
+        return [worker, i]
+
+    @step(enable_cache=False)
+    def consume(data: list) -> int:
+        return sum(data)
+
+    @pipeline
+    def busy(worker: int, i: int):
+        consume(produce(worker=worker, i=i))
+
+    worker = int(sys.argv[1])
+    for i in range(int(sys.argv[2])):
+        busy(worker=worker, i=i)
+    '''
+)
+
+
+def test_parallel_processes_share_one_sqlite_store(project: Path) -> None:
+    (project / "busy.py").write_text(SCRIPT)
+    env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project)}
+    Client()  # create the store once, as `mlzen init` would
+    processes = [
+        subprocess.Popen([sys.executable, "busy.py", str(w), "8"], cwd=project, env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for w in range(4)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr
+    client = Client()
+    runs = client.list_pipeline_runs(limit=100)
+    assert len(runs) == 32
+    assert {r.status for r in runs} == {"completed"}
+    produced = client.list_artifact_versions("output", limit=200)
+    assert len(produced) == 64
+    assert sorted(v.version for v in produced) == list(range(1, 65))
+    sums = sorted(r.steps["consume"].outputs["output"].load() for r in runs)
+    assert sums == sorted(w + i for w in range(4) for i in range(8))
+
+
+def test_first_use_by_many_processes_migrates_once(project: Path) -> None:
+    code = "from mlzen import Client; Client().list_pipeline_runs()"
+    env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project)}
+    processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr

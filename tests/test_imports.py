@@ -6,8 +6,21 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["sqlalchemy", "alembic", "pandas", "numpy", "pyarrow", "pydantic", "fsspec",
-         "cloudpickle", "ray", "fastapi", "torch", "yaml", "blake3"]
+HEAVY = [
+    "sqlalchemy",
+    "alembic",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pydantic",
+    "fsspec",
+    "cloudpickle",
+    "ray",
+    "fastapi",
+    "torch",
+    "yaml",
+    "blake3",
+]
 
 
 def loaded_after(code: str) -> set[str]:

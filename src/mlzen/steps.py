@@ -298,9 +298,7 @@ def _configured_step(source: str, options: StepOptions) -> Step:
     return _restore_step(import_step(source).func, options, import_step(source).signature)
 
 
-def _restore_step(
-    func: Callable[..., Any], options: StepOptions, signature: StepSignature
-) -> Step:
+def _restore_step(func: Callable[..., Any], options: StepOptions, signature: StepSignature) -> Step:
     restored = Step.__new__(Step)
     restored.func = func
     restored.options = options

@@ -11,7 +11,7 @@ from pathlib import Path
 from mlzen import Client
 
 SCRIPT = textwrap.dedent(
-    '''
+    """
     import sys
     from mlzen import pipeline, step
 
@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     worker = int(sys.argv[1])
     for i in range(int(sys.argv[2])):
         busy(worker=worker, i=i)
-    '''
+    """
 )
 
 
@@ -39,8 +39,13 @@ def test_parallel_processes_share_one_sqlite_store(project: Path) -> None:
     env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project)}
     Client()  # create the store once, as `mlzen init` would
     processes = [
-        subprocess.Popen([sys.executable, "busy.py", str(w), "8"], cwd=project, env=env,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "busy.py", str(w), "8"],
+            cwd=project,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(4)
     ]
     for process in processes:
@@ -60,8 +65,10 @@ def test_parallel_processes_share_one_sqlite_store(project: Path) -> None:
 def test_first_use_by_many_processes_migrates_once(project: Path) -> None:
     code = "from mlzen import Client; Client().list_pipeline_runs()"
     env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project)}
-    processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(4)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     for process in processes:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr

@@ -17,7 +17,7 @@ from mlzen import Client
 from mlzen.errors import ArtifactCorruptedError, RunFailedError
 
 SCRIPT = textwrap.dedent(
-    '''
+    """
     import time
     from pathlib import Path
     from mlzen import pipeline, step
@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(
 
     if __name__ == "__main__":
         crashy()
-    '''
+    """
 )
 
 
@@ -62,8 +62,9 @@ def test_killed_driver_leaves_a_crashed_resumable_run(
         "MLZEN_LEASE_SECONDS": "1",
         "MLZEN_EXECUTOR": executor,
     }
-    driver = subprocess.Popen([sys.executable, "crashy.py"], cwd=project, env=env,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "crashy.py"], cwd=project, env=env, start_new_session=True
+    )
     _wait_for(project / "started")
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and any step worker, mid-step
     driver.wait()
@@ -120,8 +121,12 @@ def test_corrupted_artifact_is_an_error_naming_the_artifact(project: Path) -> No
 
 def test_running_run_with_fresh_heartbeat_is_not_marked_crashed(project: Path) -> None:
     (project / "crashy.py").write_text(SCRIPT)
-    env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project), "MLZEN_HEARTBEAT_INTERVAL": "0.2",
-           "MLZEN_LEASE_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "MLZEN_PROJECT_ROOT": str(project),
+        "MLZEN_HEARTBEAT_INTERVAL": "0.2",
+        "MLZEN_LEASE_SECONDS": "2",
+    }
     driver = subprocess.Popen([sys.executable, "crashy.py"], cwd=project, env=env)
     try:
         _wait_for(project / "started")

@@ -20,9 +20,9 @@ def load(rows: int = 10) -> Annotated[list, "raw"]:
 
 
 @step
-def split(data: list, test_size: float = 0.2) -> tuple[
-    Annotated[list, "train"], Annotated[list, "test"]
-]:
+def split(
+    data: list, test_size: float = 0.2
+) -> tuple[Annotated[list, "train"], Annotated[list, "test"]]:
     cut = int(len(data) * (1 - test_size))
     return data[:cut], data[cut:]
 
@@ -117,8 +117,12 @@ def test_failed_run_resumes_only_what_did_not_succeed() -> None:
     assert resumed.status == "completed"
     assert resumed.resumed_from_id == failed.id
     statuses = {name: s.status for name, s in resumed.steps.items()}
-    assert statuses == {"load": "cached", "split": "cached", "train": "completed",
-                        "evaluate": "completed"}
+    assert statuses == {
+        "load": "cached",
+        "split": "cached",
+        "train": "completed",
+        "evaluate": "completed",
+    }
     assert resumed.steps["load"].cached_from_id == failed.steps["load"].id
     assert Client().get_pipeline_run(failed.id).status == "failed"
 
@@ -137,8 +141,9 @@ def test_resume_from_argument_on_the_pipeline_call() -> None:
 def test_cached_rerun_does_no_step_work(finished_run) -> None:
     again = training(C=0.5)
     assert {s.status for s in again.steps.values()} == {"cached"}
-    assert again.steps["train"].outputs["model"].id == finished_run.steps["train"].outputs[
-        "model"].id
+    assert (
+        again.steps["train"].outputs["model"].id == finished_run.steps["train"].outputs["model"].id
+    )
 
 
 def test_step_invocations_get_numbered_ids() -> None:

@@ -14,7 +14,7 @@ import sys
 import sysconfig
 import textwrap
 import types
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from mlzen.steps import importable_module_name
@@ -49,7 +49,7 @@ def _is_project_module(module_name: str | None) -> bool:
     return not path.startswith(_NON_PROJECT_ROOTS) and "site-packages" not in path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _distribution_of(top_level: str) -> str | None:
     from importlib import metadata
 
@@ -134,7 +134,9 @@ def code_fingerprint(func: Any) -> dict[str, str]:
         if not _is_project_module(module_name):
             _add_distribution(parts, module_name)
             continue
-        key = f"{importable_module_name(module_name)}:{getattr(obj, '__qualname__', repr(obj))}"
+        key = (
+            f"{importable_module_name(str(module_name))}:{getattr(obj, '__qualname__', repr(obj))}"
+        )
         parts[key] = _digest(_source(obj))
         if isinstance(obj, types.FunctionType):
             pending.extend(_referenced(obj))

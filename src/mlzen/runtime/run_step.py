@@ -259,5 +259,3 @@ def _call_hook(hook: Any, step_id: str, **arguments: Any) -> None:
     except Exception:
         print(f"Hook {getattr(hook, '__name__', hook)!r} of step '{step_id}' raised:")
         traceback.print_exc()
-
-

@@ -406,7 +406,9 @@ class MetadataStore:
                     rows = [("step_run", step_run_id, k, v) for k, v in (metadata or {}).items()]
                     for name, values in (output_metadata or {}).items():
                         if name in created:
-                            rows += [("artifact_version", created[name], k, v) for k, v in values.items()]
+                            rows += [
+                                ("artifact_version", created[name], k, v) for k, v in values.items()
+                            ]
                     self._insert_metadata(connection, rows, now)
                     connection.execute(
                         update(t.step_runs)

@@ -17,7 +17,9 @@ _VERSION_COLUMNS = [*t.artifact_versions.c, t.artifacts.c.name.label("name")]
 
 
 def _runs() -> Select[Any]:
-    return select(*_RUN_COLUMNS).join(t.pipelines, t.pipelines.c.id == t.pipeline_runs.c.pipeline_id)
+    return select(*_RUN_COLUMNS).join(
+        t.pipelines, t.pipelines.c.id == t.pipeline_runs.c.pipeline_id
+    )
 
 
 def _versions() -> Select[Any]:
@@ -60,10 +62,14 @@ def get_pipeline(store: MetadataStore, name: str) -> dict[str, Any]:
 
 def find_run(store: MetadataStore, ref: str) -> dict[str, Any]:
     """A run by id, name or unique id prefix."""
-    row = _one(store, _runs().where(or_(t.pipeline_runs.c.id == ref, t.pipeline_runs.c.name == ref)))
+    row = _one(
+        store, _runs().where(or_(t.pipeline_runs.c.id == ref, t.pipeline_runs.c.name == ref))
+    )
     if row is not None:
         return row
-    matches = _all(store, _runs().where(t.pipeline_runs.c.id.startswith(ref)).limit(2)) if ref else []
+    matches = (
+        _all(store, _runs().where(t.pipeline_runs.c.id.startswith(ref)).limit(2)) if ref else []
+    )
     if len(matches) == 1:
         return matches[0]
     hint = "several runs start with it; use more characters" if matches else "no run has it"
@@ -115,7 +121,9 @@ def get_step_run(store: MetadataStore, step_run_id: str) -> dict[str, Any]:
     return row
 
 
-def edges_of(store: MetadataStore, step_run_ids: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
+def edges_of(
+    store: MetadataStore, step_run_ids: Iterable[str]
+) -> dict[str, dict[str, dict[str, str]]]:
     """``{step_run_id: {"input"|"output": {name: artifact_version_id}}}``."""
     ids = list(step_run_ids)
     edges: dict[str, dict[str, dict[str, str]]] = {i: {"input": {}, "output": {}} for i in ids}
@@ -137,7 +145,9 @@ def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]
     )
     ids = [row["id"] for row in _all(store, query)]
     edges = edges_of(store, ids)
-    versions = get_artifact_versions(store, [v for e in edges.values() for v in e["output"].values()])
+    versions = get_artifact_versions(
+        store, [v for e in edges.values() for v in e["output"].values()]
+    )
     return [
         {"id": i, "outputs": {name: versions[v] for name, v in edges[i]["output"].items()}}
         for i in ids
@@ -180,7 +190,9 @@ def list_artifact_versions(
     query = _versions()
     if name is not None:
         query = query.where(t.artifacts.c.name == name)
-    query = query.order_by(t.artifact_versions.c.created_at.desc(), t.artifact_versions.c.version.desc())
+    query = query.order_by(
+        t.artifact_versions.c.created_at.desc(), t.artifact_versions.c.version.desc()
+    )
     return _all(store, query.limit(limit).offset(offset))
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-HELPERS = '''
+HELPERS = """
 def scale(x):
     return x * {factor}
-'''
+"""
 
-PIPELINE = '''
+PIPELINE = """
 from helpers import scale
 from mlzen import pipeline, step
 
@@ -48,15 +48,15 @@ def d(value: int = 7) -> int:
 def matrix():
     c(b(a()))
     d()
-'''
+"""
 
-RUNNER = '''
+RUNNER = """
 import json, sys
 sys.path.insert(0, ".")
 import project_steps
 run = project_steps.matrix()
 print(json.dumps({s.name: s.status for s in run.steps.values()}))
-'''
+"""
 
 
 def write(root: Path, *, factor: int = 2, value: int = 1, offset: int = 0) -> None:

@@ -58,8 +58,9 @@ def test_stdlib_and_mlzen_are_not_part_of_the_fingerprint() -> None:
         return json.dumps(x)
 
     parts = fingerprint.code_fingerprint(uses_stdlib)
-    assert list(parts) == [f"{__name__}:test_stdlib_and_mlzen_are_not_part_of_the_fingerprint"
-                           ".<locals>.uses_stdlib"]
+    assert list(parts) == [
+        f"{__name__}:test_stdlib_and_mlzen_are_not_part_of_the_fingerprint.<locals>.uses_stdlib"
+    ]
 
 
 def spec(parameters: dict) -> StepSpec:
@@ -72,7 +73,9 @@ CODE = {"m:helper": "abc"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -18,9 +18,7 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option(
-        "script_location", str(Path(tables.__file__).parent / "migrations")
-    )
+    config.set_main_option("script_location", str(Path(tables.__file__).parent / "migrations"))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
 
 

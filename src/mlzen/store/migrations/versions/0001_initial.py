@@ -103,17 +103,11 @@ def upgrade() -> None:
         sa.Column("data_type", sa.String(255), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("metadata", sa.JSON, nullable=False),
-        sa.Column(
-            "producer_step_run_id", ID, sa.ForeignKey("step_runs.id", ondelete="SET NULL")
-        ),
+        sa.Column("producer_step_run_id", ID, sa.ForeignKey("step_runs.id", ondelete="SET NULL")),
         sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.UniqueConstraint(
-            "artifact_id", "version", name="uq_artifact_versions_artifact_version"
-        ),
+        sa.UniqueConstraint("artifact_id", "version", name="uq_artifact_versions_artifact_version"),
     )
-    op.create_index(
-        "ix_artifact_versions_content_hash", "artifact_versions", ["content_hash"]
-    )
+    op.create_index("ix_artifact_versions_content_hash", "artifact_versions", ["content_hash"])
     op.create_table(
         "step_run_artifacts",
         sa.Column(

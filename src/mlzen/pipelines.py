@@ -634,6 +634,7 @@ class Pipeline:
                         argument=name,
                     )
                 parameters[name] = param.default
+        parameters = {name: parameters[name] for name in self._signature.parameters}
         for name, value in parameters.items():
             try:
                 check_json_parameter(self.name, name, value)

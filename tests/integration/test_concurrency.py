@@ -1,4 +1,4 @@
-"""Several processes running pipelines against one SQLite store lose nothing."""
+"""Several processes running pipelines against one store (SQLite, PostgreSQL) lose nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from mlzen import Client
 
@@ -34,9 +36,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_parallel_processes_share_one_sqlite_store(project: Path) -> None:
-    (project / "busy.py").write_text(SCRIPT)
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request: pytest.FixtureRequest, project: Path) -> dict[str, str]:
     env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project)}
+    if request.param == "postgres":
+        env["MLZEN_STORE_URL"] = request.getfixturevalue("postgres_url")
+    return env
+
+
+def test_parallel_processes_share_one_store(project: Path, store_env: dict[str, str]) -> None:
+    (project / "busy.py").write_text(SCRIPT)
+    env = store_env
     Client()  # create the store once, as `mlzen init` would
     processes = [
         subprocess.Popen(

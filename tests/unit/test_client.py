@@ -14,6 +14,14 @@ from mlzen.store.metadata import utcnow
 fail_switch = {"on": True}
 
 
+@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Every Client test runs on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_url")
+    return request.param
+
+
 @step
 def load(rows: int = 10) -> Annotated[list, "raw"]:
     return list(range(rows))

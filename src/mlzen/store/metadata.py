@@ -9,6 +9,7 @@ The schema is migrated with Alembic on first use.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -488,7 +489,13 @@ class MetadataStore:
             connection.execute(
                 insert(t.run_metadata),
                 [
-                    {"entity_type": e, "entity_id": i, "key": k, "value": v, "created_at": now}
+                    {
+                        "entity_type": e,
+                        "entity_id": i,
+                        "key": k,
+                        "value": json.dumps(v, allow_nan=True),
+                        "created_at": now,
+                    }
                     for e, i, k, v in rows
                 ],
             )

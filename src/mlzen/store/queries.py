@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -227,4 +228,4 @@ def metadata_of(store: MetadataStore, entity_type: str, entity_id: str) -> dict[
         .where(t.run_metadata.c.entity_type == entity_type, t.run_metadata.c.entity_id == entity_id)
         .order_by(t.run_metadata.c.id)
     )
-    return {row["key"]: row["value"] for row in _all(store, query)}
+    return {row["key"]: json.loads(row["value"]) for row in _all(store, query)}

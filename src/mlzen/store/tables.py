@@ -129,7 +129,9 @@ run_metadata = Table(
     Column("entity_type", String(16), nullable=False),
     Column("entity_id", ID, nullable=False),
     Column("key", String(255), nullable=False),
-    Column("value", JSON),
+    # JSON text encoded by mlzen: in a JSON column SQLite's numeric affinity would turn
+    # a stored 2.0 into the integer 2.
+    Column("value", Text, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Index("ix_run_metadata_entity", "entity_type", "entity_id"),
 )

@@ -110,7 +110,7 @@ def test_prints_and_logging_are_captured_per_step() -> None:
 def introspective(x: int = 1) -> tuple[Annotated[int, "a"], Annotated[int, "b"]]:
     context = get_step_context()
     context.add_output_metadata("a", {"note": "first"})
-    log_metadata({"accuracy": 0.9, "np": __import__("numpy").float64(2.5)})
+    log_metadata({"accuracy": 0.9, "np": __import__("numpy").float64(2.5), "whole": 2.0})
     log_metadata({"rows": 3}, artifact_name="b")
     assert context.output_names == ["a", "b"]
     assert context.step_name == "introspective"
@@ -125,7 +125,8 @@ def test_step_context_and_metadata() -> None:
 
     run = p()
     step_run = run.steps["introspective"]
-    assert step_run.metadata == {"accuracy": 0.9, "np": 2.5}
+    assert step_run.metadata == {"accuracy": 0.9, "np": 2.5, "whole": 2.0}
+    assert type(step_run.metadata["whole"]) is float
     assert step_run.outputs["a"].metadata["note"] == "first"
     assert step_run.outputs["b"].metadata["rows"] == 3
 

@@ -136,7 +136,7 @@ def upgrade() -> None:
         sa.Column("entity_type", sa.String(16), nullable=False),
         sa.Column("entity_id", ID, nullable=False),
         sa.Column("key", sa.String(255), nullable=False),
-        sa.Column("value", sa.JSON),
+        sa.Column("value", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_run_metadata_entity", "run_metadata", ["entity_type", "entity_id"])

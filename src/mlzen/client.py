@@ -8,6 +8,8 @@ needs.
 
 from __future__ import annotations
 
+import sys
+import time
 import traceback
 from datetime import datetime
 from functools import cached_property
@@ -21,6 +23,30 @@ if TYPE_CHECKING:
     from mlzen.steps import Step
 
 RUN_SUCCESS = ("completed",)
+
+
+class _Progress:
+    """One line per finished step on stderr, and a summary line for the run."""
+
+    def __init__(self, run_name: str, total: int) -> None:
+        self.run_name = run_name
+        self.total = total
+        self.started = time.monotonic()
+        self.counts: dict[str, int] = {}
+        print(f"mlzen: running {run_name} ({total} steps)", file=sys.stderr)
+
+    def __call__(self, outcome: Any) -> None:
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        done = sum(self.counts.values())
+        print(f"mlzen: [{done}/{self.total}] {outcome.step_id}: {outcome.status}", file=sys.stderr)
+
+    def finish(self, status: str) -> None:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+        elapsed = time.monotonic() - self.started
+        print(
+            f"mlzen: {self.run_name} {status} in {elapsed:.2f}s ({counts or 'no steps ran'})",
+            file=sys.stderr,
+        )
 
 
 class ArtifactVersion:
@@ -274,10 +300,11 @@ class Client:
                 run_name=name,
             ) from None
         handle = RunHandle(run_id, name, spec.name, reuse)
-        status, error = "failed", None
+        status, error, failed = "failed", None, []
+        progress = _Progress(name, len(spec.steps)) if settings.progress else None
         try:
             with Heartbeat(self.store, run_id, settings.heartbeat_interval):
-                outcomes = schedule(spec, steps, handle, self.stack.executor())
+                outcomes = schedule(spec, steps, handle, self.stack.executor(), progress)
             failed = [o for o in outcomes.values() if not o.succeeded]
             status = "failed" if failed else "completed"
             error = failed[0].error if failed else None
@@ -288,7 +315,10 @@ class Client:
             error = traceback.format_exc()
             raise
         finally:
-            self.store.finish_run(run_id, status, error)
+            step_errors = {o.step_id: o.error for o in failed if o.error}
+            self.store.finish_run(run_id, status, error, step_errors)
+            if progress is not None:
+                progress.finish(status)
         run = self.get_pipeline_run(run_id)
         if failed:
             first = failed[0]

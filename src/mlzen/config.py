@@ -11,6 +11,8 @@ setting                    environment variable             default
 ``lease_seconds``          ``MLZEN_LEASE_SECONDS``          ``60``: a run silent this long crashed
 ``max_workers``            ``MLZEN_MAX_WORKERS``            ``0`` = as many as the DAG allows
 ``executor``               ``MLZEN_EXECUTOR``               ``threads`` (or ``processes``)
+``progress``               ``MLZEN_PROGRESS``               ``1``: a line per step on stderr; ``0``
+                                                            runs silently
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
@@ -40,6 +42,7 @@ class Settings:
     lease_seconds: float = 60.0
     max_workers: int = 0
     executor: str = "threads"
+    progress: int = 1
 
     @property
     def project_dir(self) -> Path:

@@ -50,7 +50,7 @@ def test_parallel_processes_share_one_store(project: Path, store_env: dict[str, 
     Client()  # create the store once, as `mlzen init` would
     processes = [
         subprocess.Popen(
-            [sys.executable, "busy.py", str(w), "8"],
+            [sys.executable, "busy.py", str(w), "12"],
             cwd=project,
             env=env,
             stderr=subprocess.PIPE,
@@ -58,18 +58,18 @@ def test_parallel_processes_share_one_store(project: Path, store_env: dict[str, 
         )
         for w in range(4)
     ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=240)
-        assert process.returncode == 0, stderr
+    results = [(p.communicate(timeout=240)[1], p.returncode) for p in processes]
+    for stderr, returncode in results:
+        assert returncode == 0, stderr
     client = Client()
     runs = client.list_pipeline_runs(limit=100)
-    assert len(runs) == 32
+    assert len(runs) == 48
     assert {r.status for r in runs} == {"completed"}
     produced = client.list_artifact_versions("output", limit=200)
-    assert len(produced) == 64
-    assert sorted(v.version for v in produced) == list(range(1, 65))
+    assert len(produced) == 96
+    assert sorted(v.version for v in produced) == list(range(1, 97))
     sums = sorted(r.steps["consume"].outputs["output"].load() for r in runs)
-    assert sums == sorted(w + i for w in range(4) for i in range(8))
+    assert sums == sorted(w + i for w in range(4) for i in range(12))
 
 
 def test_first_use_by_many_processes_migrates_once(project: Path) -> None:
@@ -79,6 +79,6 @@ def test_first_use_by_many_processes_migrates_once(project: Path) -> None:
         subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
         for _ in range(4)
     ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+    results = [(p.communicate(timeout=120)[1], p.returncode) for p in processes]
+    for stderr, returncode in results:
+        assert returncode == 0, stderr

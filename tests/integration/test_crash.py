@@ -15,6 +15,7 @@ import pytest
 
 from mlzen import Client
 from mlzen.errors import ArtifactCorruptedError, RunFailedError
+from tests.integration import shapes_for_kill
 
 SCRIPT = textwrap.dedent(
     """
@@ -136,3 +137,16 @@ def test_running_run_with_fresh_heartbeat_is_not_marked_crashed(project: Path) -
     finally:
         driver.wait(timeout=120)
     assert Client().get_pipeline_run("latest").status == "completed"
+
+
+def test_step_worker_killed_fails_the_run_and_keeps_finished_artifacts(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLZEN_EXECUTOR", "processes")
+    with pytest.raises(RunFailedError) as caught:
+        shapes_for_kill.killed()
+    run = caught.value.run
+    assert run.status == "failed"
+    assert run.steps["kill_self"].status == "failed"
+    assert "terminated abruptly" in run.steps["kill_self"].error
+    assert run.steps["first_value"].outputs["output"].load() == 41

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +47,16 @@ class RunHandle:
 
 
 def schedule(
-    spec: PipelineSpec, steps: dict[str, Step], run: RunHandle, executor: StepExecutor
+    spec: PipelineSpec,
+    steps: dict[str, Step],
+    run: RunHandle,
+    executor: StepExecutor,
+    on_outcome: Callable[[StepOutcome], None] | None = None,
 ) -> dict[str, StepOutcome]:
-    """Run every invocation of ``spec`` whose dependencies succeed; return all outcomes."""
+    """Run every invocation of ``spec`` whose dependencies succeed; return all outcomes.
+
+    ``on_outcome`` is called in the driver as each invocation ends (progress output).
+    """
     order = spec.topological_order()
     waiting_on = {step_id: set(spec.steps[step_id].upstream) for step_id in order}
     children = spec.downstream()
@@ -84,6 +92,8 @@ def schedule(
                 except Exception:
                     outcome = StepOutcome(step_id, FAILED, error=traceback.format_exc())
                 outcomes[step_id] = outcome
+                if on_outcome is not None:
+                    on_outcome(outcome)
                 if not outcome.succeeded:
                     failed = True
                     continue

@@ -124,7 +124,7 @@ class MetadataStore:
         self.url = url
         self.engine = get_engine(url)
         self._writer = self.engine.execution_options(mlzen_write=True)
-        self._artifact_ids: dict[str, str] = {}
+        self._named_ids: dict[tuple[str, str], str] = {}
         self.ensure_schema()
 
     # -- sessions ---------------------------------------------------------------------
@@ -226,15 +226,8 @@ class MetadataStore:
         """Record a new run in status ``running``; returns its id."""
         run_id = new_id()
         now = utcnow()
+        pipeline_id = self._get_or_create(t.pipelines, pipeline_name)
         with self.write() as connection:
-            pipeline_id = connection.execute(
-                select(t.pipelines.c.id).where(t.pipelines.c.name == pipeline_name)
-            ).scalar()
-            if pipeline_id is None:
-                pipeline_id = new_id()
-                connection.execute(
-                    insert(t.pipelines).values(id=pipeline_id, name=pipeline_name, created_at=now)
-                )
             connection.execute(
                 insert(t.pipeline_runs).values(
                     id=run_id,
@@ -263,19 +256,38 @@ class MetadataStore:
                 .values(heartbeat_at=utcnow())
             )
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        """End a run; step runs still ``running`` end with the same status."""
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None = None,
+        step_errors: Mapping[str, str] | None = None,
+    ) -> None:
+        """End a run; step runs still ``running`` end with the same status.
+
+        Args:
+            run_id: the run.
+            status: its final status.
+            error: why it did not complete, if it did not.
+            step_errors: errors of invocations that died without recording their end
+                (e.g. a killed worker process), by invocation id.
+        """
         now = utcnow()
+        unfinished = (t.step_runs.c.run_id == run_id, t.step_runs.c.status == RUNNING)
         with self.write() as connection:
             connection.execute(
                 update(t.pipeline_runs)
                 .where(t.pipeline_runs.c.id == run_id)
                 .values(status=status, ended_at=now, error=error)
             )
+            for step_id, step_error in (step_errors or {}).items():
+                connection.execute(
+                    update(t.step_runs)
+                    .where(*unfinished, t.step_runs.c.step_id == step_id)
+                    .values(status=status, ended_at=now, error=step_error)
+                )
             connection.execute(
-                update(t.step_runs)
-                .where(t.step_runs.c.run_id == run_id, t.step_runs.c.status == RUNNING)
-                .values(status=status, ended_at=now)
+                update(t.step_runs).where(*unfinished).values(status=status, ended_at=now)
             )
 
     def expire_stale_runs(self, run_ids: list[str] | None = None) -> list[str]:
@@ -384,12 +396,13 @@ class MetadataStore:
         """
         now = utcnow()
         created: dict[str, str] = {}
-        for attempt in range(5):
+        artifact_ids = {o.name: self._get_or_create(t.artifacts, o.name) for o in outputs}
+        for attempt in range(10):
             try:
                 with self.write() as connection:
                     for output in outputs:
                         created[output.name] = self._insert_version(
-                            connection, output, step_run_id, now
+                            connection, artifact_ids[output.name], output, step_run_id, now
                         )
                     if created:
                         connection.execute(
@@ -420,16 +433,25 @@ class MetadataStore:
                     )
                 return created
             except IntegrityError:
-                # Two writers numbered the same artifact version (PostgreSQL); try again.
+                # Defence in depth: the row lock in _insert_version should prevent this.
                 created.clear()
-                if attempt == 4:
+                if attempt == 9:
                     raise
         return created
 
     def _insert_version(
-        self, connection: Connection, output: OutputRecord, step_run_id: str, now: datetime
+        self,
+        connection: Connection,
+        artifact_id: str,
+        output: OutputRecord,
+        step_run_id: str,
+        now: datetime,
     ) -> str:
-        artifact_id = self._artifact_id(connection, output.name, now)
+        # Lock the artifact row so concurrent writers number versions one after another
+        # (PostgreSQL, MySQL); SQLite's BEGIN IMMEDIATE already serialises writers.
+        connection.execute(
+            select(t.artifacts.c.id).where(t.artifacts.c.id == artifact_id).with_for_update()
+        )
         version = (
             connection.execute(
                 select(func.max(t.artifact_versions.c.version)).where(
@@ -456,21 +478,35 @@ class MetadataStore:
         )
         return version_id
 
-    def _artifact_id(self, connection: Connection, name: str, now: datetime) -> str:
-        artifact_id = self._artifact_ids.get(name)
-        if artifact_id is not None:
-            return artifact_id
-        artifact_id = connection.execute(
-            select(t.artifacts.c.id).where(t.artifacts.c.name == name)
-        ).scalar()
-        if artifact_id is None:
-            artifact_id = new_id()
-            connection.execute(
-                insert(t.artifacts).values(id=artifact_id, name=name, created_at=now)
-            )
-            return artifact_id  # cached only once committed, on the next lookup
-        self._artifact_ids[name] = artifact_id
-        return artifact_id
+    def _get_or_create(self, table: Any, name: str) -> str:
+        """The id of the ``pipelines`` or ``artifacts`` row named ``name``, made if new.
+
+        Two processes may create the same name at once: the loser of the unique index
+        reads the winner's row.
+        """
+        cache_key = (table.name, name)
+        cached = self._named_ids.get(cache_key)
+        if cached is not None:
+            return cached
+        for _ in range(3):
+            with self.read() as connection:
+                row_id = connection.execute(select(table.c.id).where(table.c.name == name)).scalar()
+            if row_id is None:
+                row_id = new_id()
+                try:
+                    with self.write() as connection:
+                        connection.execute(
+                            insert(table).values(id=row_id, name=name, created_at=utcnow())
+                        )
+                except IntegrityError:
+                    continue
+            self._named_ids[cache_key] = row_id
+            return str(row_id)
+        raise StoreError(
+            f"Could not create or find '{name}' in table '{table.name}' of the metadata store "
+            f"at '{_safe(self.url)}'. Retry; if it persists, check the database.",
+            store_url=_safe(self.url),
+        )
 
     # -- metadata ---------------------------------------------------------------------
 

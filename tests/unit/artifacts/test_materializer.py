@@ -350,3 +350,31 @@ def test_unknown_recorded_materializer_names_the_artifact(store: LocalArtifactSt
 
     with pytest.raises(MaterializerError, match="Cannot load artifact 'n': .*gone_pkg:Mat"):
         load(store, lost, name="n")
+
+
+def test_metadata_of_a_large_array_is_extracted_beside_the_write(store) -> None:
+    import numpy as np
+
+    from tests.unit.artifacts.helpers import roundtrip
+
+    values = np.arange(2_000_000, dtype=np.float64)  # 16 MB: over the parallel threshold
+    saved, loaded = roundtrip(store, values)
+    assert saved.metadata["shape"] == [2_000_000]
+    assert saved.metadata["min"] == 0.0 and saved.metadata["max"] == 1_999_999.0
+    assert np.array_equal(loaded, values)
+
+
+def test_metadata_failure_of_a_large_value_names_the_artifact(store, registry) -> None:
+    import numpy as np
+    import pytest
+
+    from mlzen.artifacts.builtin import NumpyMaterializer
+    from mlzen.artifacts.materializer import save_artifact
+    from mlzen.errors import MaterializerError
+
+    class Exploding(NumpyMaterializer):
+        def extract_metadata(self, value):
+            raise RuntimeError("stats broke")
+
+    with pytest.raises(MaterializerError, match="'big'.*stats broke"):
+        save_artifact(store, np.zeros(2_000_000), name="big", materializer=Exploding)

@@ -310,13 +310,11 @@ def _restore_step(func: Callable[..., Any], options: StepOptions, signature: Ste
 
 def import_step(source: str) -> Step:
     """Import the step named by ``module:qualname``."""
-    import importlib
+    from mlzen.importing import import_object
 
-    module_name, _, qualname = source.partition(":")
+    qualname = source.partition(":")[2]
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
+        target = import_object(source)
     except (ImportError, AttributeError) as exc:
         raise StepDefinitionError(
             f"Cannot import step '{source}': {exc}. Make the module importable from the "

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 import warnings
@@ -35,6 +34,7 @@ from typing import Any, ClassVar, TypeVar
 
 from mlzen.artifacts.store import ArtifactStore
 from mlzen.errors import ArtifactError, MaterializerError, MlzenError
+from mlzen.importing import import_object
 
 ENTRY_POINT_GROUP = "mlzen.materializers"
 FALLBACK_TYPE = "builtins.object"
@@ -289,9 +289,7 @@ def _import(name: str, source: str) -> type[Materializer]:
             materializer=name,
         )
     try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
+        found = import_object(name)
     except (ImportError, AttributeError) as exc:
         raise MaterializerError(
             f"Materializer '{name}' ({source}) cannot be imported: {exc}. Install the "

@@ -27,7 +27,6 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print a table (plain aligned text when stdout is not a terminal)."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, box=None, header_style="bold", pad_edge=False)
@@ -35,7 +34,16 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(soft_wrap=False).print(table)
+    console().print(table)
+
+
+def console() -> Any:
+    """A rich console; wide when output goes to a pipe or file, so rows do not wrap."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def when(value: datetime | None) -> str:

@@ -35,6 +35,10 @@ class StepExecutor(ABC):
     def finalize(self) -> None:  # noqa: B027 - optional hook
         """Release what ``init`` acquired; always called, even after a failure."""
 
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """Stop waiting for running steps (Ctrl-C): cancel queued ones, end workers that
+        can be ended. Called before ``finalize``, which must then not block."""
+
 
 @dataclass
 class RunHandle:
@@ -101,6 +105,9 @@ def schedule(
                     waiting_on[child].discard(step_id)
                     if not waiting_on[child]:
                         ready.append(child)
+    except BaseException:
+        executor.abort()
+        raise
     finally:
         executor.finalize()
     return outcomes

@@ -81,6 +81,19 @@ class LocalExecutor(StepExecutor):
             )
         return self._processes
 
+    def abort(self) -> None:
+        # Threads cannot be killed: a running step finishes in the background, but the
+        # store ignores what it reports once its run is stopped.
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+        if self._processes is not None:
+            workers = list(getattr(self._processes, "_processes", {}).values())
+            self._processes.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.terminate()
+            self._processes = None
+
     def finalize(self) -> None:
         if self._threads is not None:
             self._threads.shutdown(wait=True)

@@ -18,7 +18,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -92,16 +103,17 @@ def get_engine(url: str) -> Engine:
                     engine = create_engine(url, pool_pre_ping=True)
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise StoreError(
-                    f"Cannot open the metadata store at '{_safe(url)}': {exc}. Check "
+                    f"Cannot open the metadata store at '{safe_url(url)}': {exc}. Check "
                     "MLZEN_STORE_URL (an SQLAlchemy URL such as sqlite:///path/mlzen.db or "
                     "postgresql+psycopg://user@host/db) and that its driver is installed.",
-                    store_url=_safe(url),
+                    store_url=safe_url(url),
                 ) from exc
             _engines[url] = engine
         return engine
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
+    """``url`` with any password hidden, for messages and display."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -137,9 +149,9 @@ class MetadataStore:
                 yield connection
         except OperationalError as exc:
             raise StoreError(
-                f"Writing to the metadata store at '{_safe(self.url)}' failed: {exc.orig}. "
+                f"Writing to the metadata store at '{safe_url(self.url)}' failed: {exc.orig}. "
                 "If another process holds the database, retry; otherwise check the URL.",
-                store_url=_safe(self.url),
+                store_url=safe_url(self.url),
             ) from exc
 
     @contextlib.contextmanager
@@ -176,9 +188,9 @@ class MetadataStore:
                 connection.commit()
             except SQLAlchemyError as exc:
                 raise StoreError(
-                    f"Migrating the metadata store at '{_safe(self.url)}' failed: {exc}. "
+                    f"Migrating the metadata store at '{safe_url(self.url)}' failed: {exc}. "
                     "Check that the database is reachable and writable.",
-                    store_url=_safe(self.url),
+                    store_url=safe_url(self.url),
                 ) from exc
 
     @contextlib.contextmanager
@@ -391,6 +403,9 @@ class MetadataStore:
     ) -> dict[str, str]:
         """Record a step run's outcome and outputs in one transaction.
 
+        A step run that is no longer ``running`` (its run was stopped or declared crashed
+        meanwhile) keeps that status: nothing is recorded for it.
+
         Returns:
             The new artifact version id of each output, by output name.
         """
@@ -400,6 +415,11 @@ class MetadataStore:
         for attempt in range(10):
             try:
                 with self.write() as connection:
+                    current = connection.execute(
+                        select(t.step_runs.c.status).where(t.step_runs.c.id == step_run_id)
+                    ).scalar()
+                    if current != RUNNING:
+                        return {}
                     for output in outputs:
                         created[output.name] = self._insert_version(
                             connection, artifact_ids[output.name], output, step_run_id, now
@@ -504,9 +524,67 @@ class MetadataStore:
             return str(row_id)
         raise StoreError(
             f"Could not create or find '{name}' in table '{table.name}' of the metadata store "
-            f"at '{_safe(self.url)}'. Retry; if it persists, check the database.",
-            store_url=_safe(self.url),
+            f"at '{safe_url(self.url)}'. Retry; if it persists, check the database.",
+            store_url=safe_url(self.url),
         )
+
+    def delete_run(self, run_id: str) -> int:
+        """Delete a run, its step runs, lineage and metadata, and the artifact versions it
+        produced that no other step run uses. Returns how many versions were deleted.
+
+        The artifact files stay until ``mlzen gc`` finds them unreferenced.
+        """
+        with self.write() as connection:
+            step_run_ids = select(t.step_runs.c.id).where(t.step_runs.c.run_id == run_id)
+            produced = set(
+                connection.execute(
+                    select(t.artifact_versions.c.id).where(
+                        t.artifact_versions.c.producer_step_run_id.in_(step_run_ids)
+                    )
+                ).scalars()
+            )
+            used_elsewhere = (
+                set(
+                    connection.execute(
+                        select(t.step_run_artifacts.c.artifact_version_id).where(
+                            t.step_run_artifacts.c.artifact_version_id.in_(produced),
+                            t.step_run_artifacts.c.step_run_id.not_in(step_run_ids),
+                        )
+                    ).scalars()
+                )
+                if produced
+                else set()
+            )
+            orphaned = produced - used_elsewhere
+            connection.execute(
+                delete(t.run_metadata).where(
+                    or_(
+                        (t.run_metadata.c.entity_type == "pipeline_run")
+                        & (t.run_metadata.c.entity_id == run_id),
+                        (t.run_metadata.c.entity_type == "step_run")
+                        & t.run_metadata.c.entity_id.in_(step_run_ids),
+                        (t.run_metadata.c.entity_type == "artifact_version")
+                        & t.run_metadata.c.entity_id.in_(orphaned),
+                    )
+                )
+            )
+            connection.execute(
+                delete(t.step_run_artifacts).where(
+                    t.step_run_artifacts.c.step_run_id.in_(step_run_ids)
+                )
+            )
+            connection.execute(
+                update(t.artifact_versions)
+                .where(t.artifact_versions.c.producer_step_run_id.in_(step_run_ids))
+                .values(producer_step_run_id=None)
+            )
+            if orphaned:
+                connection.execute(
+                    delete(t.artifact_versions).where(t.artifact_versions.c.id.in_(orphaned))
+                )
+            connection.execute(delete(t.step_runs).where(t.step_runs.c.run_id == run_id))
+            connection.execute(delete(t.pipeline_runs).where(t.pipeline_runs.c.id == run_id))
+        return len(orphaned)
 
     # -- metadata ---------------------------------------------------------------------
 

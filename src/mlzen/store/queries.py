@@ -229,3 +229,22 @@ def metadata_of(store: MetadataStore, entity_type: str, entity_id: str) -> dict[
         .order_by(t.run_metadata.c.id)
     )
     return {row["key"]: json.loads(row["value"]) for row in _all(store, query)}
+
+
+def counts(store: MetadataStore) -> dict[str, Any]:
+    """How many pipelines, runs (and runs per status), artifacts and versions there are."""
+    with store.read() as connection:
+        total = {
+            name: connection.execute(select(func.count()).select_from(table)).scalar() or 0
+            for name, table in (
+                ("pipelines", t.pipelines),
+                ("runs", t.pipeline_runs),
+                ("artifacts", t.artifacts),
+                ("artifact_versions", t.artifact_versions),
+            )
+        }
+        by_status = connection.execute(
+            select(t.pipeline_runs.c.status, func.count()).group_by(t.pipeline_runs.c.status)
+        ).all()
+    return {**total, "runs_by_status": {status: n for status, n in sorted(by_status)}}
+

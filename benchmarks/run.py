@@ -25,7 +25,32 @@ TARGETS = {
     "artifact_ratio": ("<", 1.5),
     "chain_peak_rss_mib": ("<", 100.0),
     "big_run_rss_ratio": ("<=", 1.2),
+    "cli_help_s": ("<", 0.3),
+    "cli_runs_list_10k_s": ("<", 0.3),
 }
+
+POPULATE = """
+import sys
+from datetime import timedelta
+from sqlalchemy import insert
+from mlzen.config import load_settings
+from mlzen.store import tables as t
+from mlzen.store.metadata import MetadataStore, new_id, utcnow
+
+store = MetadataStore(load_settings().store_url)
+now = utcnow()
+pipeline_id = new_id()
+rows = [
+    dict(id=new_id(), name=f"bench-{i}", pipeline_id=pipeline_id, status="completed",
+         spec={}, parameters={"i": i}, stack="local", code_version={}, environment={},
+         created_at=now - timedelta(seconds=i), ended_at=now, heartbeat_at=now,
+         lease_seconds=60.0)
+    for i in range(int(sys.argv[1]))
+]
+with store.write() as connection:
+    connection.execute(insert(t.pipelines).values(id=pipeline_id, name="bench", created_at=now))
+    connection.execute(insert(t.pipeline_runs), rows)
+"""
 
 PRELUDE = textwrap.dedent(
     """
@@ -154,6 +179,23 @@ def measure(name: str) -> dict[str, float]:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def time_cli(*args: str, runs: int = 10_000, repeat: int = 7) -> float:
+    """Median wall time of `mlzen ARGS` as a fresh process, on a store with ``runs`` runs."""
+    import time
+
+    with tempfile.TemporaryDirectory(prefix="mlzen-bench-") as root:
+        os.makedirs(os.path.join(root, ".mlzen"))
+        env = {**os.environ, "MLZEN_PROJECT_ROOT": root}
+        subprocess.run([sys.executable, "-c", POPULATE, str(runs)], env=env, check=True)
+        command = [os.path.join(os.path.dirname(sys.executable), "mlzen"), *args]
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
 def main() -> None:
     figures: dict[str, float] = {}
     figures["import_s"] = statistics.median(measure("import")["import_s"] for _ in range(7))
@@ -173,6 +215,9 @@ def main() -> None:
     figures["big_run_rss_ratio"] = (
         figures["big_run_peak_rss_mib"] / figures["big_baseline_peak_rss_mib"]
     )
+    print("measuring the CLI on a store with 10,000 runs ...", file=sys.stderr)
+    figures["cli_help_s"] = time_cli("--help")
+    figures["cli_runs_list_10k_s"] = time_cli("runs", "list")
     print(f"{'figure':<28}{'value':>12}  target")
     for key, value in figures.items():
         target = TARGETS.get(key)

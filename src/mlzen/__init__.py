@@ -19,10 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlzen.errors import MlzenError as MlzenError
-from mlzen.pipelines import Pipeline as Pipeline
-from mlzen.pipelines import pipeline as pipeline
-from mlzen.steps import Step as Step
-from mlzen.steps import step as step
 
 if TYPE_CHECKING:
     from mlzen.artifacts.materializer import Materializer as Materializer
@@ -31,14 +27,22 @@ if TYPE_CHECKING:
     from mlzen.client import Client as Client
     from mlzen.client import PipelineRun as PipelineRun
     from mlzen.client import StepRun as StepRun
+    from mlzen.pipelines import Pipeline as Pipeline
+    from mlzen.pipelines import pipeline as pipeline
     from mlzen.runtime.context import StepContext as StepContext
     from mlzen.runtime.context import get_step_context as get_step_context
     from mlzen.runtime.context import log_metadata as log_metadata
+    from mlzen.steps import Step as Step
+    from mlzen.steps import step as step
 
 __version__ = "0.1.0"
 
-# Loaded on first use so that `import mlzen` stays light (no SQLAlchemy, numpy, pandas).
+# Loaded on first use so that `import mlzen` (and the CLI) stay light.
 _LAZY = {
+    "Pipeline": "mlzen.pipelines",
+    "pipeline": "mlzen.pipelines",
+    "Step": "mlzen.steps",
+    "step": "mlzen.steps",
     "ArtifactVersion": "mlzen.client",
     "Client": "mlzen.client",
     "PipelineRun": "mlzen.client",

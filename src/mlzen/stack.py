@@ -8,12 +8,14 @@ in a folder (or any fsspec URL), metadata in SQLite (or any SQLAlchemy URL), all
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from mlzen.artifacts.store import ArtifactStore, artifact_store_for
 from mlzen.config import Settings, load_settings
-from mlzen.orchestrators.base import StepExecutor
-from mlzen.orchestrators.local import LocalExecutor
-from mlzen.store.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from mlzen.artifacts.store import ArtifactStore
+    from mlzen.orchestrators.base import StepExecutor
+    from mlzen.store.metadata import MetadataStore
 
 
 class Stack:
@@ -25,14 +27,20 @@ class Stack:
 
     @cached_property
     def metadata_store(self) -> MetadataStore:
+        from mlzen.store.metadata import MetadataStore
+
         return MetadataStore(self.settings.store_url)
 
     @cached_property
     def artifact_store(self) -> ArtifactStore:
+        from mlzen.artifacts.store import artifact_store_for
+
         return artifact_store_for(self.settings.artifact_root)
 
     def executor(self) -> StepExecutor:
         """A fresh executor for one run."""
+        from mlzen.orchestrators.local import LocalExecutor
+
         return LocalExecutor(
             self.metadata_store,
             self.artifact_store,

@@ -82,7 +82,17 @@ class StepExecutionError(MlzenError):
 
 
 class RunFailedError(MlzenError):
-    """A pipeline run ended in a state other than completed."""
+    """A pipeline run ended in a state other than completed.
+
+    Attributes:
+        run: the run (a ``PipelineRun``), to inspect or ``resume()``.
+        run_id: its id.
+        step_name: the invocation id of the first step that failed.
+    """
+
+    run: Any
+    run_id: str
+    step_name: str
 
 
 class ArtifactError(MlzenError):

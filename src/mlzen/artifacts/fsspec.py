@@ -15,6 +15,13 @@ listing with its own files and completes the folder instead of trusting it.
 Reading downloads the folder into a local cache (``$XDG_CACHE_HOME/mlzen/artifacts``,
 by default ``~/.cache/mlzen/artifacts``) keyed by content hash; a cached copy is
 re-verified on every read and fetched again if it was damaged. Nothing evicts it.
+
+There is no lock between writers and garbage collection (``locking`` is false; object
+stores have no ``flock``): ``publishing()`` and ``collecting()`` hold nothing. A writer's
+folder is unreferenced from its publish until its version row is committed, and a
+publish of content that is already stored reuses the folder without writing to it, so
+``mlzen gc`` on such a store deletes only folders older than its ``--min-age`` (an hour
+by default) and must not run while pipelines write to the store.
 """
 
 from __future__ import annotations
@@ -26,11 +33,19 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlzen.artifacts.hashing import FileEntry, combine, hash_file, hash_folder, list_files
-from mlzen.artifacts.store import ArtifactStore, StoredArtifact, corrupted_error, missing_error
+from mlzen.artifacts.store import (
+    ArtifactStore,
+    FolderStat,
+    Leftover,
+    StoredArtifact,
+    corrupted_error,
+    missing_error,
+)
 from mlzen.errors import ArtifactError
 
 if TYPE_CHECKING:
@@ -170,6 +185,53 @@ class FsspecArtifactStore(ArtifactStore):
                         uris.append(self._uri(name))
         return sorted(uris)
 
+    # -- garbage collection (no lock: see the module docstring) ---------------------------
+
+    def stat_folder(self, uri: str) -> FolderStat:
+        found = self._found(self._path(uri))
+        if not found:
+            raise missing_error(uri, self.root)
+        return _stat(found.values())
+
+    def list_leftovers(self) -> list[Leftover]:
+        staging = f"{self._root_path}/{STAGING_DIR}"
+        by_folder: dict[str, list[dict[str, Any]]] = {}
+        for name, info in self._found(staging).items():
+            folder = name[len(staging) + 1 :].split("/", 1)[0]
+            by_folder.setdefault(folder, []).append(info)
+        leftovers = []
+        for folder, infos in sorted(by_folder.items()):
+            stat = _stat(infos)
+            leftovers.append(
+                Leftover(f"{self.root}/{STAGING_DIR}/{folder}", stat.size, stat.modified)
+            )
+        return leftovers
+
+    def delete_leftover(self, path: str) -> None:
+        prefix = f"{self.root}/{STAGING_DIR}/"
+        name = path.rstrip("/")[len(prefix) :]
+        if not path.startswith(prefix) or not name or "/" in name:
+            raise ArtifactError(
+                f"{path} is not in the {STAGING_DIR} folder of the artifact store "
+                f"{self.root}, so it will not be deleted. Pass a path from list_leftovers().",
+                artifact_uri=path,
+            )
+        remote = f"{self._root_path}/{STAGING_DIR}/{name}"
+        if self._fs.exists(remote):
+            self._fs.rm(remote, recursive=True)
+
+    def _found(self, folder: str) -> dict[str, dict[str, Any]]:
+        """Name → info of every file under the remote ``folder``."""
+        try:
+            found = self._fs.find(folder, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            name: info
+            for name, info in found.items()
+            if info.get("type") != "directory" and name.startswith(folder + "/")
+        }
+
     def _uri(self, content_hash: str) -> str:
         return f"{self.root}/{content_hash[:2]}/{content_hash}"
 
@@ -190,16 +252,8 @@ class FsspecArtifactStore(ArtifactStore):
 
     def _listing(self, folder: str) -> dict[str, int]:
         """Relative path → size of every file under the remote ``folder``."""
-        try:
-            found = self._fs.find(folder, detail=True)
-        except FileNotFoundError:
-            return {}
         start = len(folder) + 1
-        return {
-            name[start:]: int(info["size"])
-            for name, info in found.items()
-            if info.get("type") != "directory" and name.startswith(folder + "/")
-        }
+        return {name[start:]: int(info["size"]) for name, info in self._found(folder).items()}
 
     def _upload(self, files: list[FileEntry], target: str) -> None:
         staging = f"{self._root_path}/{STAGING_DIR}/{uuid.uuid4().hex}"
@@ -217,3 +271,31 @@ class FsspecArtifactStore(ArtifactStore):
         finally:
             if fs.exists(staging):
                 fs.rm(staging, recursive=True)
+
+
+def _stat(infos: Any) -> FolderStat:
+    """Total size and newest modification time of files given by their fsspec infos."""
+    infos = list(infos)
+    times = [t for t in map(_modified_time, infos) if t is not None]
+    return FolderStat(
+        size=sum(int(info.get("size") or 0) for info in infos),
+        modified=max(times) if len(times) == len(infos) and times else None,
+    )
+
+
+def _modified_time(info: dict[str, Any]) -> float | None:
+    """The POSIX modification time in an fsspec ``info``, whatever the backend calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        if isinstance(value, datetime):
+            if value.tzinfo is None:  # backends that give naive times give UTC
+                value = value.replace(tzinfo=UTC)
+            return value.timestamp()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None

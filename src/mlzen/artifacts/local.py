@@ -2,6 +2,7 @@
 
 Layout under the root::
 
+    .lock                     the garbage-collection lock (see below)
     .staging/<uuid>/          folders being written; never read
     .trash/<uuid>/            folders being deleted; never read
     <hash[:2]>/<hash>/        published artifacts
@@ -11,22 +12,40 @@ publishing is a single ``os.rename`` of a complete folder: a reader (or a crashe
 writer) never leaves or sees a half-written artifact under its final name. Files are
 not fsynced; should the machine lose power right after a publish, the content hash that
 ``local_path`` checks on every read reports the damaged artifact instead of loading it.
+
+``publishing()`` and ``collecting()`` are ``flock`` locks on ``<root>/.lock``, shared and
+exclusive, taken on a fresh file descriptor each time, so they exclude each other across
+processes and across threads of one process. They work wherever ``flock`` does: local
+filesystems, and NFS on Linux (where the kernel maps them to NFS byte-range locks).
+Linux grants a shared lock while an exclusive one waits, so a collector waits for a
+moment when no step is saving outputs; steps hold the lock only while they save and
+record them, not while they run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from mlzen.artifacts.hashing import hash_folder
-from mlzen.artifacts.store import ArtifactStore, StoredArtifact, corrupted_error, missing_error
+from mlzen.artifacts.store import (
+    ArtifactStore,
+    FolderStat,
+    Leftover,
+    StoredArtifact,
+    corrupted_error,
+    missing_error,
+)
 from mlzen.errors import ArtifactError
 
+LOCK_FILE = ".lock"
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -40,10 +59,13 @@ class LocalArtifactStore(ArtifactStore):
         root: The folder holding the artifacts; created on the first write.
     """
 
+    locking = True
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self._root = Path(self.root)
         self._staging_root = self._root / STAGING_DIR
+        self._lock_path = os.path.join(self.root, LOCK_FILE)
 
     def __repr__(self) -> str:
         return f"LocalArtifactStore({self.root!r})"
@@ -128,3 +150,97 @@ class LocalArtifactStore(ArtifactStore):
                 artifact_uri=uri,
             )
         return path
+
+    # -- garbage collection -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        descriptor = self._open_lock()
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(descriptor)  # closing the descriptor releases the lock
+
+    @contextlib.contextmanager
+    def collecting(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        descriptor = self._open_lock()
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _open_lock(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            return os.open(self._lock_path, flags, 0o666)
+        except FileNotFoundError:
+            self._root.mkdir(parents=True, exist_ok=True)
+            return os.open(self._lock_path, flags, 0o666)
+        except PermissionError:
+            # A read-only store (flock needs no write access); it cannot be published to.
+            return os.open(self._lock_path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def stat_folder(self, uri: str) -> FolderStat:
+        path = Path(uri)
+        if not path.is_dir():
+            raise missing_error(uri, self.root)
+        return _stat_tree(path)
+
+    def list_leftovers(self) -> list[Leftover]:
+        leftovers: list[Leftover] = []
+        for name in (STAGING_DIR, TRASH_DIR):
+            try:
+                entries = list(os.scandir(self._root / name))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                try:
+                    found = _stat_tree(Path(entry.path))
+                except FileNotFoundError:  # finished or removed meanwhile
+                    continue
+                leftovers.append(Leftover(entry.path, found.size, found.modified))
+        return sorted(leftovers, key=lambda leftover: leftover.path)
+
+    def delete_leftover(self, path: str) -> None:
+        folder = Path(os.path.abspath(path))
+        if folder.parent not in (self._staging_root, self._root / TRASH_DIR):
+            raise ArtifactError(
+                f"{path} is not in the {STAGING_DIR} or {TRASH_DIR} folder of the artifact "
+                f"store {self.root}, so it will not be deleted. Pass a path from "
+                "list_leftovers().",
+                artifact_uri=path,
+            )
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                folder.unlink()
+
+
+def _stat_tree(path: Path) -> FolderStat:
+    """Total file bytes under ``path`` and the newest change time of it or anything in it.
+
+    A folder's ctime changes when it is renamed into place, so a freshly published
+    folder counts as new however old its files are.
+    """
+    top = os.lstat(path)
+    size, newest = 0, max(top.st_mtime, top.st_ctime)
+    if not S_ISDIR(top.st_mode):
+        return FolderStat(top.st_size, newest)
+    for directory, folders, files in os.walk(path):
+        for name in folders + files:
+            try:
+                info = os.lstat(os.path.join(directory, name))
+            except FileNotFoundError:
+                continue
+            newest = max(newest, info.st_mtime, info.st_ctime)
+            if S_ISREG(info.st_mode):
+                size += info.st_size
+    return FolderStat(size, newest)

@@ -4,14 +4,24 @@ An artifact is a folder of files written by a materializer. The store publishes 
 ``<root>/<hash[:2]>/<hash>/`` where ``hash`` is the folder's content hash (see
 :mod:`mlzen.artifacts.hashing`), so identical values share one copy and a reader can
 always check the bytes it gets against the hash recorded for them.
+
+Garbage collection (``mlzen gc``) deletes folders that no artifact version references.
+A writer publishes a folder (or finds an identical one already there) before the
+version row that references it is committed, so the store has a lock between the two:
+writers hold :meth:`ArtifactStore.publishing` (shared) from before they publish until
+their rows are committed, and the collector holds :meth:`ArtifactStore.collecting`
+(exclusive) while it reads the referenced set and deletes. A store whose ``locking`` is
+false cannot exclude writers; collect garbage there only when no pipeline writes.
 """
 
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from mlzen.errors import ArtifactCorruptedError, NotFoundError
 
@@ -31,6 +41,35 @@ class StoredArtifact:
     size: int
 
 
+@dataclass(frozen=True)
+class FolderStat:
+    """Size and age of a stored folder, for garbage collection.
+
+    Attributes:
+        size: Total bytes of its files.
+        modified: POSIX time of its newest change (publish, write), ``None`` if the
+            store cannot tell.
+    """
+
+    size: int
+    modified: float | None
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A folder an interrupted write or delete left in the store; never read.
+
+    Attributes:
+        path: Where it is (a local path or a URL, like the store's URIs).
+        size: Total bytes of its files.
+        modified: POSIX time of its newest change, ``None`` if unknown.
+    """
+
+    path: str
+    size: int
+    modified: float | None
+
+
 class ArtifactStore(ABC):
     """Content-addressed storage for artifact folders.
 
@@ -40,6 +79,8 @@ class ArtifactStore(ABC):
     """
 
     root: str
+    #: Whether :meth:`publishing` and :meth:`collecting` really exclude each other.
+    locking: ClassVar[bool] = False
 
     @abstractmethod
     def staging(self) -> contextlib.AbstractContextManager[Path]:
@@ -76,6 +117,45 @@ class ArtifactStore(ABC):
     @abstractmethod
     def list_uris(self) -> list[str]:
         """The URIs of every published artifact, sorted."""
+
+    # -- garbage collection -------------------------------------------------------------
+
+    def publishing(self) -> contextlib.AbstractContextManager[None]:
+        """Held (shared) by a writer from before it publishes until its versions are
+        recorded, so that garbage collection never sees the folders unreferenced.
+
+        The default holds nothing: see ``locking``.
+        """
+        return contextlib.nullcontext()
+
+    def collecting(
+        self, on_wait: Callable[[], None] | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Held (exclusively) by garbage collection while it reads what is referenced
+        and deletes the rest; waits for every writer inside :meth:`publishing`.
+
+        Args:
+            on_wait: Called once if the lock is not free at once (to tell the user).
+        """
+        return contextlib.nullcontext()
+
+    def stat_folder(self, uri: str) -> FolderStat:
+        """Size and age of the artifact folder at ``uri``.
+
+        Raises:
+            NotFoundError: Nothing is stored at ``uri``.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement stat_folder().")
+
+    def list_leftovers(self) -> list[Leftover]:
+        """Folders that interrupted writes or deletes left behind (staging, trash)."""
+        return []
+
+    def delete_leftover(self, path: str) -> None:
+        """Remove a folder returned by :meth:`list_leftovers`; nothing if already gone."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} does not implement delete_leftover()."
+        )
 
 
 def artifact_store_for(root: str) -> ArtifactStore:

@@ -14,6 +14,7 @@ invocation; none re-implements any of it:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 import traceback
@@ -99,12 +100,15 @@ def run_step(
         "cache_key_parts": parts,
         "inputs": launch.inputs,
     }
-    hit = _reusable(launch, key, store, artifacts)
-    if hit is not None:
-        step_run_id = store.start_step_run(
-            **record, status=CACHED, cached_from_id=hit["id"], outputs=hit["outputs"]
-        )
-        return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
+    # The artifact store's publishing lock (shared) spans from finding or writing output
+    # folders to recording them, so garbage collection never sees them unreferenced.
+    with artifacts.publishing():
+        hit = _reusable(launch, key, store, artifacts)
+        if hit is not None:
+            step_run_id = store.start_step_run(
+                **record, status=CACHED, cached_from_id=hit["id"], outputs=hit["outputs"]
+            )
+            return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
 
     step_run_id = store.start_step_run(**record)
     context = StepContext(
@@ -119,7 +123,7 @@ def run_step(
     )
     token = set_step_context(context)
     attempts = 0
-    with capture_logs() as logs:
+    with contextlib.ExitStack() as publishing, capture_logs() as logs:
         try:
             kwargs = dict(spec.parameters)
             for argument, version_id in launch.inputs.items():
@@ -146,8 +150,10 @@ def run_step(
                         f"{traceback.format_exc()}Retrying in {delay:g}s."
                     )
                     time.sleep(delay)
+            publishing.enter_context(artifacts.publishing())
             outputs = _save_outputs(spec, step, value, artifacts)
         except Exception as exc:
+            publishing.close()
             error = traceback.format_exc()
             _call_hook(step.options.on_failure, spec.id, exception=exc, context=context)
             reset_step_context(token)
@@ -163,15 +169,15 @@ def run_step(
         _call_hook(step.options.on_success, spec.id, context=context)
         reset_step_context(token)
         log_text = logs.getvalue()
-    created = store.finish_step_run(
-        step_run_id,
-        status=COMPLETED,
-        outputs=outputs,
-        attempts=attempts,
-        logs=log_text,
-        metadata=context.metadata,
-        output_metadata=context.output_metadata,
-    )
+        created = store.finish_step_run(
+            step_run_id,
+            status=COMPLETED,
+            outputs=outputs,
+            attempts=attempts,
+            logs=log_text,
+            metadata=context.metadata,
+            output_metadata=context.output_metadata,
+        )
     return StepOutcome(spec.id, COMPLETED, created, step_run_id)
 
 

@@ -248,3 +248,101 @@ def counts(store: MetadataStore) -> dict[str, Any]:
         ).all()
     return {**total, "runs_by_status": {status: n for status, n in sorted(by_status)}}
 
+
+def get_artifact(store: MetadataStore, name: str) -> dict[str, Any]:
+    """The artifact (the name, not a version) called ``name``."""
+    row = _one(store, select(*t.artifacts.c).where(t.artifacts.c.name == name))
+    if row is None:
+        raise NotFoundError(
+            f"No artifact named '{name}'. List artifacts with Client().list_artifacts().",
+            artifact_name=name,
+        )
+    return row
+
+
+def artifact_summaries(store: MetadataStore, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every artifact by name with its latest version, version count, total size of its
+    versions and when its newest version was made."""
+    versions = t.artifact_versions.c
+    query = (
+        select(
+            *t.artifacts.c,
+            func.max(versions.version).label("latest_version"),
+            func.count(versions.id).label("version_count"),
+            func.coalesce(func.sum(versions.size), 0).label("total_size"),
+            func.max(versions.created_at).label("updated_at"),
+        )
+        .outerjoin(t.artifact_versions, versions.artifact_id == t.artifacts.c.id)
+        .group_by(*t.artifacts.c)
+        .order_by(t.artifacts.c.name)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return _all(store, query)
+
+
+def step_run_origins(
+    store: MetadataStore, step_run_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """``{step_run_id: {step_run_id, step_id, step_name, run_id, run_name}}``."""
+    ids = list(set(step_run_ids))
+    if not ids:
+        return {}
+    query = (
+        select(
+            t.step_runs.c.id.label("step_run_id"),
+            t.step_runs.c.step_id,
+            t.step_runs.c.step_name,
+            t.step_runs.c.run_id,
+            t.pipeline_runs.c.name.label("run_name"),
+        )
+        .join(t.pipeline_runs, t.pipeline_runs.c.id == t.step_runs.c.run_id)
+        .where(t.step_runs.c.id.in_(ids))
+    )
+    return {row["step_run_id"]: row for row in _all(store, query)}
+
+
+def referenced_artifact_folders(store: MetadataStore) -> list[dict[str, Any]]:
+    """Every distinct ``(uri, content_hash)`` that an artifact version records."""
+    query = select(t.artifact_versions.c.uri, t.artifact_versions.c.content_hash).distinct()
+    return _all(store, query)
+
+
+# -- cache explanations (`mlzen runs explain`) ------------------------------------------
+
+
+def previous_step_run(
+    store: MetadataStore, *, run_id: str, step_id: str, step_name: str, before: datetime
+) -> dict[str, Any] | None:
+    """The closest earlier run of a step invocation in another pipeline run.
+
+    Same invocation id and step name, started before ``before``: the most recent
+    successful one, else the most recent one of any status.
+    """
+    query = select(*t.step_runs.c).where(
+        t.step_runs.c.step_id == step_id,
+        t.step_runs.c.step_name == step_name,
+        t.step_runs.c.run_id != run_id,
+        t.step_runs.c.started_at < before,
+    )
+    newest_first = query.order_by(t.step_runs.c.started_at.desc(), t.step_runs.c.id.desc())
+    successful = _one(store, newest_first.where(t.step_runs.c.status.in_(FINISHED_STATUSES)))
+    return successful or _one(store, newest_first)
+
+
+def earlier_step_run_with_key(
+    store: MetadataStore, *, run_id: str, cache_key: str, before: datetime
+) -> dict[str, Any] | None:
+    """The most recent successful step run in another pipeline run with this cache key,
+    started before ``before``."""
+    query = (
+        select(*t.step_runs.c)
+        .where(
+            t.step_runs.c.cache_key == cache_key,
+            t.step_runs.c.status.in_(FINISHED_STATUSES),
+            t.step_runs.c.run_id != run_id,
+            t.step_runs.c.started_at < before,
+        )
+        .order_by(t.step_runs.c.started_at.desc(), t.step_runs.c.id.desc())
+    )
+    return _one(store, query)

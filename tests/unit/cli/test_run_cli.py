@@ -58,7 +58,9 @@ def test_run_with_params_and_summary(project: Path) -> None:
 
 def test_run_with_config_file_and_no_cache(project: Path) -> None:
     config = project / "run.yaml"
-    config.write_text("parameters:\n  count: 2\nsteps:\n  scale:\n    parameters:\n      factor: 3\n")
+    config.write_text(
+        "parameters:\n  count: 2\nsteps:\n  scale:\n    parameters:\n      factor: 3\n"
+    )
     assert invoke("run", TARGET, "--config", str(config)).exit_code == 0
     again = invoke("run", TARGET, "--config", str(config), "--no-cache")
     assert again.exit_code == 0

@@ -28,8 +28,18 @@ def test_list_filters_and_json_keys(two_runs) -> None:
     result = invoke("runs", "list", "--json")
     data = json.loads(result.output)
     assert [r["id"] for r in data] == [two_runs[1].id, two_runs[0].id]
-    assert set(data[0]) == {"id", "name", "pipeline", "status", "created_at", "ended_at",
-                            "duration_s", "parameters", "stack", "resumed_from"}
+    assert set(data[0]) == {
+        "id",
+        "name",
+        "pipeline",
+        "status",
+        "created_at",
+        "ended_at",
+        "duration_s",
+        "parameters",
+        "stack",
+        "resumed_from",
+    }
     assert len(json.loads(invoke("runs", "list", "--json", "--limit", "1").output)) == 1
     assert json.loads(invoke("runs", "list", "--json", "--status", "failed").output) == []
     assert json.loads(invoke("runs", "list", "--json", "--pipeline", "other").output) == []

@@ -23,22 +23,26 @@ from mlzen.artifacts.materializer import save_artifact
 from mlzen.errors import ArtifactError, NotFoundError
 from mlzen.gc import collect_garbage
 from mlzen.stack import active_stack
+from mlzen.store.metadata import MetadataStore
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 60  # seconds; a safety net against a hang, never a measured duration
 
-# -- steps for the race tests: a hook that pauses between publishing and recording -----
+# -- steps for the race tests: pause between publishing outputs and recording them -----
 
 gate = {"published": threading.Event(), "go": threading.Event()}
+_record = MetadataStore.finish_step_run
 
 
-def pause_after_publishing(**kwargs) -> None:
-    """on_success runs after a step's outputs are published and before they are recorded."""
-    gate["published"].set()
-    gate["go"].wait(WAIT)
+def _pausing_record(self, step_run_id, **kwargs):
+    """Runs after a step's outputs are published and before they are recorded."""
+    if kwargs.get("status") == "completed":
+        gate["published"].set()
+        gate["go"].wait(WAIT)
+    return _record(self, step_run_id, **kwargs)
 
 
-@step(on_success=pause_after_publishing)
+@step
 def paused(text: str = "x") -> Annotated[str, "paused"]:
     return text
 
@@ -48,10 +52,12 @@ def pausing(text: str = "x"):
     paused(text=text)
 
 
-@pytest.fixture(autouse=True)
-def fresh_gate() -> None:
+@pytest.fixture
+def paused_recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps stop between publishing and recording until ``gate["go"]`` is set."""
     gate["published"].clear()
     gate["go"].clear()
+    monkeypatch.setattr(MetadataStore, "finish_step_run", _pausing_record)
 
 
 # -- steps for the concurrency test, run by a writer subprocess --------------------------
@@ -61,12 +67,13 @@ def payload(i: int) -> dict:
     return {"i": i, "text": f"payload {i}"}
 
 
-def slow_commit(**kwargs) -> None:
+def _slow_record(self, step_run_id, **kwargs):
     """Widens the window between publishing and recording, where the race would bite."""
     threading.Event().wait(0.01)
+    return _record(self, step_run_id, **kwargs)
 
 
-@step(on_success=slow_commit)
+@step
 def produce(i: int = 0) -> Annotated[dict, "payload"]:
     return payload(i)
 
@@ -83,6 +90,7 @@ def writer(i: int = 0):
 
 def write_runs(count: int) -> None:
     """The writer process: ``count`` runs, each with outputs no earlier run had."""
+    MetadataStore.finish_step_run = _slow_record  # type: ignore[method-assign]
     for i in range(count):
         writer(i=i)
 
@@ -207,7 +215,7 @@ def test_publishing_is_shared_and_collecting_waits_for_it(tmp_path: Path) -> Non
     assert not collector.is_alive() and "error" not in result
 
 
-def test_gc_waits_for_a_step_between_publishing_and_recording() -> None:
+def test_gc_waits_for_a_step_between_publishing_and_recording(paused_recording) -> None:
     """A new output folder is unreferenced until the step records it: gc must wait."""
     run_thread, run = in_thread(pausing, text="fresh")
     assert gate["published"].wait(WAIT)
@@ -222,7 +230,7 @@ def test_gc_waits_for_a_step_between_publishing_and_recording() -> None:
     assert run["value"].steps["paused"].outputs["paused"].load() == "fresh"
 
 
-def test_gc_keeps_an_old_orphan_a_step_is_reusing() -> None:
+def test_gc_keeps_an_old_orphan_a_step_is_reusing(paused_recording) -> None:
     """Publishing content already stored reuses that folder, unreferenced until recorded."""
     uri = orphan("same")
     run_thread, run = in_thread(pausing, text="same")
@@ -236,7 +244,7 @@ def test_gc_keeps_an_old_orphan_a_step_is_reusing() -> None:
     assert version.uri == uri and version.load() == "same"
 
 
-def test_without_the_lock_that_race_loses_the_folder(monkeypatch) -> None:
+def test_without_the_lock_that_race_loses_the_folder(monkeypatch, paused_recording) -> None:
     """The control for the two tests above: they would fail if run_step took no lock."""
     monkeypatch.setattr(LocalArtifactStore, "publishing", lambda self: contextlib.nullcontext())
     uri = orphan("same")

@@ -166,18 +166,19 @@ def run_step(
                 metadata=context.metadata,
             )
             return StepOutcome(spec.id, FAILED, {}, step_run_id, error)
-        _call_hook(step.options.on_success, spec.id, context=context)
         reset_step_context(token)
-        log_text = logs.getvalue()
         created = store.finish_step_run(
             step_run_id,
             status=COMPLETED,
             outputs=outputs,
             attempts=attempts,
-            logs=log_text,
+            logs=logs.getvalue(),
             metadata=context.metadata,
             output_metadata=context.output_metadata,
         )
+    # After the success is recorded (and outside the publishing lock): a slow hook must
+    # neither delay garbage collection nor leave a finished step looking unfinished.
+    _call_hook(step.options.on_success, spec.id, context=context)
     return StepOutcome(spec.id, COMPLETED, created, step_run_id)
 
 

@@ -216,3 +216,38 @@ def test_internal_errors_exit_1_and_point_to_debug(monkeypatch: pytest.MonkeyPat
     with pytest.raises(SystemExit) as exited:
         main_module.main(["status"])
     assert exited.value.code == 1
+
+
+def test_live_view_on_a_terminal_draws_a_table(project: Path) -> None:
+    import pty
+
+    (project / "flow.py").write_text(
+        "from mlzen import pipeline, step\n\n"
+        "@step\ndef hello() -> str:\n    return 'hi'\n\n"
+        "@pipeline\ndef greet():\n    hello()\n"
+    )
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlzen", "run", "flow.py:greet"],
+        cwd=project,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, screen
+    assert "step" in screen and "status" in screen and "elapsed" in screen
+    assert "hello" in screen and "completed" in screen
+    assert "\x1b[" in screen  # drawn with terminal control sequences, not plain lines

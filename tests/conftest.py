@@ -19,7 +19,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "project"
     (root / ".mlzen").mkdir(parents=True)
     monkeypatch.setenv("MLZEN_PROJECT_ROOT", str(root))
-    for name in ("MLZEN_STORE_URL", "MLZEN_ARTIFACT_ROOT", "MLZEN_EXECUTOR", "MLZEN_MAX_WORKERS"):
+    for name in (
+        "MLZEN_STORE_URL",
+        "MLZEN_ARTIFACT_ROOT",
+        "MLZEN_EXECUTOR",
+        "MLZEN_MAX_WORKERS",
+        "MLZEN_STACK",
+        "MLZEN_SECRETS_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield root
     dispose_engines()

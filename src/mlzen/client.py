@@ -255,6 +255,8 @@ class Client:
         from mlzen.runtime.fingerprint import source_of
         from mlzen.store.metadata import new_id, utcnow
 
+        self.stack.validate()
+
         reuse: dict[str, dict[str, Any]] = {}
         resumed_from_id = None
         if resume_from is not None:

@@ -13,6 +13,9 @@ setting                    environment variable             default
 ``executor``               ``MLZEN_EXECUTOR``               ``threads`` (or ``processes``)
 ``progress``               ``MLZEN_PROGRESS``               ``1``: a line per step on stderr; ``0``
                                                             runs silently
+``stack``                  ``MLZEN_STACK``                  the stack runs use; unset: the one
+                                                            ``mlzen stack set`` stored, else
+                                                            ``local``
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
@@ -43,6 +46,7 @@ class Settings:
     max_workers: int = 0
     executor: str = "threads"
     progress: int = 1
+    stack: str = ""
 
     @property
     def project_dir(self) -> Path:

@@ -4,38 +4,62 @@ The ``local`` stack needs nothing: steps in local threads or processes, artifact
 ``.mlzen/artifacts`` (or any fsspec URL), metadata in SQLite (or any SQLAlchemy URL), all
 from ``Settings``. Any component can be replaced by one built from a flavor
 (``mlzen.flavors``); the pipeline code does not change.
+
+Registered components and stacks live in the project's own metadata store
+(``Settings.store_url``), even when a stack records its runs in another one. Which stack
+is active: ``MLZEN_STACK`` (the ``stack`` setting), else the one ``mlzen stack set``
+stored, else ``local``. Each kind also has an implicit component named ``local``: the
+one the ``local`` stack uses, from settings, so a stack may mix it with registered ones
+(``mlzen stack register shared -o local -a s3``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlzen.config import Settings, load_settings
+from mlzen.errors import ConfigError, MlzenError, NotFoundError
+from mlzen.flavors import KINDS
 
 if TYPE_CHECKING:
     from mlzen.artifacts.store import ArtifactStore
-    from mlzen.flavors import OrchestratorComponent
+    from mlzen.flavors import Flavor, OrchestratorComponent
     from mlzen.orchestrators.base import StepExecutor
     from mlzen.store.metadata import MetadataStore
 
+LOCAL = "local"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SECRET_OPTION = re.compile(
+    r"password|passwd|secret|token|credential|private|api_?key|access_?key|^key$", re.I
+)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(?=@)")
+
 
 class Stack:
-    """The components a run uses; each defaults to the local one from settings."""
+    """The components a run uses; each defaults to the local one from settings.
+
+    Attributes:
+        components: The name of the component of each kind (``local`` for a default).
+    """
 
     def __init__(
         self,
         settings: Settings,
-        name: str = "local",
+        name: str = LOCAL,
         *,
         orchestrator: OrchestratorComponent | None = None,
         artifact_store: ArtifactStore | None = None,
         store_url: str | None = None,
+        components: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.orchestrator = orchestrator
         self.store_url = store_url or settings.store_url
+        self.components = {kind: (components or {}).get(kind, LOCAL) for kind in KINDS}
         if artifact_store is not None:
             self.__dict__["artifact_store"] = artifact_store
 
@@ -64,10 +88,457 @@ class Stack:
             max_workers=self.settings.max_workers,
         )
 
+    def validate(self) -> None:
+        """Fail fast, before a run starts, if this stack cannot work.
+
+        A remote orchestrator needs an artifact store and a metadata store that other
+        machines reach (not a local folder, not SQLite); an artifact store with a
+        ``check()`` (e.g. S3: the bucket exists and is writable) runs it.
+
+        Raises:
+            ConfigError: Names the stack, the component at fault and the fix.
+        """
+        orchestrator = self.orchestrator
+        names = self.components
+        if orchestrator is not None and orchestrator.is_remote:
+            remote = (
+                f"Stack '{self.name}' cannot run: its orchestrator '{names['orchestrator']}' "
+                "runs steps on other machines, but"
+            )
+            artifacts = self.artifact_store
+            if not _reachable_from_other_machines(artifacts):
+                raise ConfigError(
+                    f"{remote} its artifact store '{names['artifact_store']}' keeps artifacts "
+                    f"in {artifacts.root} on this machine, which they cannot reach. Register "
+                    "a shared one "
+                    "(e.g. 'mlzen component register artifact_store s3 --flavor s3 ...') and "
+                    f"use it: 'mlzen stack register {self.name} --replace "
+                    f"-o {names['orchestrator']} -a s3 -m {names['metadata_store']}'.",
+                    stack=self.name,
+                    kind="artifact_store",
+                    component=names["artifact_store"],
+                )
+            from mlzen.flavors import MetadataStoreComponent
+
+            if not MetadataStoreComponent(self.store_url).reachable_from_other_machines:
+                raise ConfigError(
+                    f"{remote} its metadata store '{names['metadata_store']}' is an SQLite "
+                    "file, which they cannot reach. Register a shared one (e.g. 'mlzen "
+                    "component register metadata_store pg --flavor sql --url "
+                    "postgresql+psycopg://user@host/db') and use it: 'mlzen stack register "
+                    f"{self.name} --replace -o {names['orchestrator']} "
+                    f"-a {names['artifact_store']} -m pg'.",
+                    stack=self.name,
+                    kind="metadata_store",
+                    component=names["metadata_store"],
+                )
+        check = getattr(self.artifact_store, "check", None)
+        if callable(check):
+            try:
+                check()
+            except MlzenError:
+                raise
+            except Exception as exc:
+                raise ConfigError(
+                    f"Stack '{self.name}' cannot run: its artifact store "
+                    f"'{names['artifact_store']}' failed its check: {type(exc).__name__}: "
+                    f"{exc}. Check the store's configuration "
+                    f"('mlzen component describe artifact_store {names['artifact_store']}').",
+                    stack=self.name,
+                    kind="artifact_store",
+                    component=names["artifact_store"],
+                ) from exc
+
     def __repr__(self) -> str:
         return f"<Stack {self.name}>"
 
 
+def _reachable_from_other_machines(store: ArtifactStore) -> bool:
+    declared = getattr(store, "reachable_from_other_machines", None)
+    if isinstance(declared, bool):
+        return declared
+    root = str(store.root)
+    protocol = root.split("://", 1)[0] if "://" in root else "file"
+    return protocol not in ("file", "local", "memory")
+
+
+# -- which stack --------------------------------------------------------------------------
+
+
+def _registry(settings: Settings) -> MetadataStore:
+    """The store that holds the registry: always the project's own."""
+    from mlzen.store.metadata import MetadataStore
+
+    return MetadataStore(settings.store_url)
+
+
+def active_stack_name(settings: Settings | None = None) -> str:
+    """``MLZEN_STACK`` (the ``stack`` setting), else the stored active stack, else local."""
+    settings = settings or load_settings()
+    if settings.stack:
+        return settings.stack
+    from mlzen.store import queries
+    from mlzen.store.registry import ACTIVE_STACK
+
+    return queries.get_project_setting(_registry(settings), ACTIVE_STACK) or LOCAL
+
+
 def active_stack() -> Stack:
-    """The stack runs use unless told otherwise (for now always ``local``)."""
-    return Stack(load_settings())
+    """The stack runs use unless told otherwise (see the module docstring)."""
+    settings = load_settings()
+    name = active_stack_name(settings)
+    if name == LOCAL:
+        return Stack(settings)
+    try:
+        return load_stack(name, settings)
+    except NotFoundError as exc:
+        if not settings.stack or exc.fields.get("stack") != name:
+            raise
+        raise NotFoundError(
+            f"MLZEN_STACK names stack '{name}', which is not registered. Unset MLZEN_STACK, "
+            "or pick a stack from 'mlzen stack list'.",
+            stack=name,
+        ) from None
+
+
+def load_stack(name: str, settings: Settings | None = None) -> Stack:
+    """Build the registered stack ``name``: each component's config has its secret
+    references resolved, is validated by its flavor, and becomes a component.
+
+    Raises:
+        NotFoundError: No such stack, or a flavor or secret it needs is missing.
+        ConfigError: A config its flavor rejects (naming the component and the option).
+    """
+    settings = settings or load_settings()
+    if name == LOCAL:
+        return Stack(settings)
+    from mlzen.artifacts.store import ArtifactStore
+    from mlzen.flavors import MetadataStoreComponent, OrchestratorComponent
+    from mlzen.secrets import SecretResolver
+    from mlzen.store import queries
+    from mlzen.store.registry import component_not_found, stack_not_found
+
+    registry = _registry(settings)
+    row = queries.get_stack(registry, name)
+    if row is None:
+        raise stack_not_found(name)
+    resolver = SecretResolver(settings)
+    expected = {
+        "orchestrator": OrchestratorComponent,
+        "artifact_store": ArtifactStore,
+        "metadata_store": MetadataStoreComponent,
+    }
+    built: dict[str, Any] = {}
+    for kind, component_name in row["components"].items():
+        component = queries.get_component(registry, kind, component_name)
+        if component is None:
+            raise component_not_found(kind, component_name)
+        flavor_class = _flavor(kind, component["flavor"])
+        where = f"{kind} '{component_name}'"
+        config = flavor_class.validate_config(
+            resolver.resolve(component["config"], f"Component {where} of stack '{name}'"),
+            component=where,
+            project_root=str(settings.project_root),
+            fix=(
+                "Fix the secret it references, or register the component again with "
+                f"'mlzen component register {kind} {component_name} --replace ...'."
+            ),
+        )
+        value = flavor_class().build(config)
+        wanted = expected.get(kind)
+        if wanted is not None and not isinstance(value, wanted):
+            raise ConfigError(
+                f"The {kind} flavor '{flavor_class.name}' built {type(value).__name__}, not "
+                f"a {wanted.__name__}. Fix the flavor's build() in the package providing it.",
+                kind=kind,
+                flavor=flavor_class.name,
+            )
+        built[kind] = value
+    store = built.get("metadata_store")
+    return Stack(
+        settings,
+        name,
+        orchestrator=built.get("orchestrator"),
+        artifact_store=built.get("artifact_store"),
+        store_url=store.url if store is not None else None,
+        components=row["components"],
+    )
+
+
+def _flavor(kind: str, name: str) -> type[Flavor]:
+    from mlzen import plugins
+
+    return plugins.flavor(kind, name)
+
+
+# -- registering --------------------------------------------------------------------------
+
+
+def _check_name(what: str, name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what} name '{name}' is not allowed: start with a letter or digit and use "
+            "letters, digits, '_', '.' and '-'.",
+            name=name,
+        )
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(
+            f"Unknown component kind '{kind}'. Kinds: {', '.join(KINDS)}.",
+            kind=kind,
+        )
+
+
+def register_component(
+    kind: str,
+    name: str,
+    flavor: str,
+    config: Mapping[str, Any],
+    *,
+    replace: bool = False,
+    settings: Settings | None = None,
+) -> None:
+    """Validate ``config`` with the flavor and record the component.
+
+    The config is stored as given, secret references unresolved; they are checked for
+    form here and resolved whenever a stack using the component is loaded.
+
+    Raises:
+        ConfigError: A bad kind or name, an unknown option or a value the flavor rejects
+            (naming the option and the reason), or an existing component (without
+            ``replace``).
+        NotFoundError: No such flavor; lists those there are.
+    """
+    from mlzen.secrets import references
+    from mlzen.store import registry
+
+    settings = settings or load_settings()
+    _check_kind(kind)
+    _check_name("Component", name)
+    if name == LOCAL:
+        raise ConfigError(
+            f"'{LOCAL}' is the built-in {kind} of every project (configured by settings); "
+            "give your component another name.",
+            kind=kind,
+            component=name,
+        )
+    flavor_class = _flavor(kind, flavor)
+    references(config, f"Component {kind} '{name}'")
+    flavor_class.validate_config(
+        config, component=f"{kind} '{name}'", project_root=str(settings.project_root)
+    )
+    registry.save_component(
+        _registry(settings), kind=kind, name=name, flavor=flavor, config=config, replace=replace
+    )
+
+
+def delete_component(kind: str, name: str, *, settings: Settings | None = None) -> None:
+    """Delete a component; refused while a stack uses it (naming the stack)."""
+    from mlzen.store import registry
+
+    _check_kind(kind)
+    if name == LOCAL:
+        raise ConfigError(
+            f"'{LOCAL}' is the built-in {kind}; it cannot be deleted.", kind=kind, component=name
+        )
+    registry.delete_component(_registry(settings or load_settings()), kind, name)
+
+
+def register_stack(
+    name: str,
+    components: Mapping[str, str | None],
+    *,
+    replace: bool = False,
+    settings: Settings | None = None,
+) -> None:
+    """Record a stack of registered components ({kind: name}); a kind left out or
+    named ``local`` is the local component of that kind.
+
+    Raises:
+        NotFoundError: A component that is not registered; names it.
+        ConfigError: A bad name, or an existing stack (without ``replace``).
+    """
+    from mlzen.store import registry
+
+    _check_name("Stack", name)
+    if name == LOCAL:
+        raise ConfigError(
+            f"'{LOCAL}' is the built-in stack; give yours another name.",
+            stack=name,
+        )
+    chosen = {}
+    for kind, component in components.items():
+        _check_kind(kind)
+        if component and component != LOCAL:
+            chosen[kind] = component
+    registry.save_stack(_registry(settings or load_settings()), name, chosen, replace=replace)
+
+
+def delete_stack(name: str, *, force: bool = False, settings: Settings | None = None) -> bool:
+    """Delete a stack; not ``local``, and not the active one unless ``force``.
+
+    Returns:
+        Whether it was the stored active stack, which is now ``local``.
+    """
+    from mlzen.store import registry
+
+    settings = settings or load_settings()
+    if name == LOCAL:
+        raise ConfigError(f"'{LOCAL}' is the built-in stack; it cannot be deleted.", stack=name)
+    if not force and active_stack_name(settings) == name:
+        raise ConfigError(
+            f"Stack '{name}' is the active stack. Switch first ('mlzen stack set local'), or "
+            "add --force to delete it and make 'local' active.",
+            stack=name,
+        )
+    return registry.delete_stack(_registry(settings), name)
+
+
+def set_active_stack(name: str, *, settings: Settings | None = None) -> None:
+    """Store ``name`` as the project's active stack (``MLZEN_STACK`` still wins)."""
+    from mlzen.store import registry
+
+    settings = settings or load_settings()
+    registry.set_active_stack(_registry(settings), name)
+
+
+# -- describing ---------------------------------------------------------------------------
+
+
+def redacted(config: Any, key: str = "") -> Any:
+    """``config`` for display: passwords in URLs and options named like credentials are
+    hidden, unless they are secret references (which hold no secret)."""
+    if isinstance(config, Mapping):
+        return {k: redacted(v, str(k)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redacted(v, key) for v in config]
+    if isinstance(config, str):
+        from mlzen.secrets import REFERENCE
+
+        if _SECRET_OPTION.search(key) and not REFERENCE.fullmatch(config.strip()):
+            return "********"
+
+        def hide(match: re.Match[str]) -> str:
+            password = match.group(2)
+            return match.group(0) if REFERENCE.fullmatch(password) else match.group(1) + "***"
+
+        return _URL_PASSWORD.sub(hide, config)
+    return config
+
+
+def _local_components(settings: Settings) -> list[dict[str, Any]]:
+    remote_artifacts = "://" in settings.artifact_root
+    return [
+        {
+            "kind": "orchestrator",
+            "name": LOCAL,
+            "flavor": "local",
+            "config": {"executor": settings.executor, "max_workers": settings.max_workers},
+        },
+        {
+            "kind": "artifact_store",
+            "name": LOCAL,
+            "flavor": "fsspec" if remote_artifacts else "local",
+            "config": {"url" if remote_artifacts else "path": settings.artifact_root},
+        },
+        {
+            "kind": "metadata_store",
+            "name": LOCAL,
+            "flavor": "sql",
+            "config": {"url": settings.store_url},
+        },
+    ]
+
+
+def list_components(
+    kind: str | None = None, *, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Every component (the built-in ``local`` ones first) with its config for display
+    and the stacks that use it."""
+    from mlzen.store import queries
+
+    settings = settings or load_settings()
+    if kind is not None:
+        _check_kind(kind)
+    registry = _registry(settings)
+    stacks = queries.list_stacks(registry)
+    found = [
+        {**c, "builtin": True, "created_at": None}
+        for c in _local_components(settings)
+        if kind is None or c["kind"] == kind
+    ]
+    found += [{**c, "builtin": False} for c in queries.list_components(registry, kind)]
+    for component in found:
+        component["config"] = redacted(component["config"])
+        component["stacks"] = [
+            s["name"]
+            for s in stacks
+            if (s["components"] or {}).get(component["kind"], LOCAL) == component["name"]
+        ]
+        if component["name"] == LOCAL:
+            component["stacks"].insert(0, LOCAL)
+    return [{k: c[k] for k in _COMPONENT_KEYS} for c in found]
+
+
+_COMPONENT_KEYS = ("kind", "name", "flavor", "builtin", "config", "stacks", "created_at")
+
+
+def describe_component(kind: str, name: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """One component as :func:`list_components` shows it.
+
+    Raises:
+        NotFoundError: No such component.
+    """
+    from mlzen.store.registry import component_not_found
+
+    for component in list_components(kind, settings=settings):
+        if component["name"] == name:
+            return component
+    raise component_not_found(kind, name)
+
+
+def list_stacks(*, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """``local`` and every registered stack: name, whether active, component names."""
+    from mlzen.store import queries
+
+    settings = settings or load_settings()
+    active = active_stack_name(settings)
+    rows: list[dict[str, Any]] = [{"name": LOCAL, "components": {}, "created_at": None}]
+    rows += queries.list_stacks(_registry(settings))
+    return [
+        {
+            "name": row["name"],
+            "active": row["name"] == active,
+            "components": {kind: (row["components"] or {}).get(kind, LOCAL) for kind in KINDS},
+            "created_at": row["created_at"],
+        }
+        for row in rows
+    ]
+
+
+def describe_stack(name: str | None = None, *, settings: Settings | None = None) -> dict[str, Any]:
+    """A stack (the active one by default) with each component's flavor and config.
+
+    Raises:
+        NotFoundError: No such stack.
+    """
+    from mlzen.store.registry import stack_not_found
+
+    settings = settings or load_settings()
+    name = name or active_stack_name(settings)
+    for stack in list_stacks(settings=settings):
+        if stack["name"] == name:
+            components = {
+                c["kind"] + "/" + c["name"]: c for c in list_components(settings=settings)
+            }
+            stack["components"] = {
+                kind: {
+                    key: components[f"{kind}/{component}"][key]
+                    for key in ("name", "flavor", "config")
+                }
+                for kind, component in stack["components"].items()
+            }
+            return stack
+    raise stack_not_found(name)

@@ -1,16 +1,28 @@
 """The artifact store on any fsspec filesystem (S3, GCS, Azure, memory, ...).
 
-Materializers write into a local temporary folder. Publishing hashes it, uploads the
-files under ``<root>/.staging/<uuid>/``, copies them to ``<root>/<hash[:2]>/<hash>/``
-and removes the staging prefix.
+Layout under the root::
 
-What is atomic: each file. Object stores have no folder rename, so the final folder
-fills in one file at a time while the (server-side) copies run; the slow upload happens
-beforehand, off the final key, which keeps that window short. A reader that catches a
-folder half-filled, or one left so by a crashed writer, never gets wrong data:
-``local_path`` verifies the content hash of everything it downloads and raises
-``ArtifactCorruptedError``. A later publish of the same content compares the folder's
-listing with its own files and completes the folder instead of trusting it.
+    <hash[:2]>/<hash>/            the artifact's files, exactly what the materializer wrote
+    <hash[:2]>/<hash>.complete    the completion marker: JSON listing of those files
+    .staging/<uuid>/              probes of check(), and uploads of older mlzen versions
+
+Materializers write into a local temporary folder. Publishing hashes it, uploads the
+files under their final keys, and then writes the completion marker, last. Object stores
+write each object atomically but have no folder rename, so the marker is what makes a
+publish atomic: an artifact whose marker is absent *is* absent. ``exists()``,
+``local_path()`` and ``list_uris()`` look at markers only, so no reader ever sees a folder
+that is still filling in, or one a crashed writer left half-done. ``local_path`` downloads
+exactly the files the marker lists and verifies their content hash
+(``ArtifactCorruptedError`` otherwise). The marker sits beside the folder rather than in
+it, so that the folder holds only the artifact's files (it hashes to its own name) and a
+materializer may name its files as it likes.
+
+A publish of content that is already stored compares the folder with its own files: if
+the marker is there and every file too, it writes nothing (identical values share one
+copy); otherwise it uploads what is missing or of the wrong size, removes stray files and
+writes the marker, which completes an interrupted upload or repairs a damaged folder.
+Deleting removes the marker first, so a folder being deleted is absent at once. Folders
+without a marker are listed by ``list_leftovers()`` for garbage collection.
 
 Reading downloads the folder into a local cache (``$XDG_CACHE_HOME/mlzen/artifacts``,
 by default ``~/.cache/mlzen/artifacts``) keyed by content hash; a cached copy is
@@ -27,6 +39,7 @@ by default) and must not run while pipelines write to the store.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -46,12 +59,14 @@ from mlzen.artifacts.store import (
     corrupted_error,
     missing_error,
 )
-from mlzen.errors import ArtifactError
+from mlzen.errors import ArtifactError, MlzenError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 STAGING_DIR = ".staging"
+MARKER_SUFFIX = ".complete"
+MARKER_FORMAT = 1
 _HASH = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{2}")
 
@@ -87,6 +102,11 @@ class FsspecArtifactStore(ArtifactStore):
     def __repr__(self) -> str:
         return f"FsspecArtifactStore({self.root!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The connection is not sent to other processes (Ray tasks, workers): each
+        # opens its own on first use.
+        return {**self.__dict__, "_filesystem": None}
+
     @property
     def _fs(self) -> AbstractFileSystem:
         return self._connect()[0]
@@ -103,6 +123,26 @@ class FsspecArtifactStore(ArtifactStore):
             self._filesystem = (fs, path.rstrip("/"))
         return self._filesystem
 
+    def check(self) -> None:
+        """Verify that the store can be written, read and deleted from, before a run.
+
+        Writes, reads back and deletes a small object under ``.staging/``.
+
+        Raises:
+            ArtifactError: The store is unreachable or not writable; names the fix.
+        """
+        try:
+            self._probe()
+        except MlzenError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"The artifact store {self.root} cannot be used: {type(exc).__name__}: "
+                f"{exc}. Check that it is reachable and that its credentials may read, "
+                "write and delete there.",
+                artifact_store=self.root,
+            ) from exc
+
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
         folder = Path(tempfile.mkdtemp(prefix="mlzen-staging-"))
@@ -115,14 +155,11 @@ class FsspecArtifactStore(ArtifactStore):
         files = list_files(Path(staging_dir))
         content_hash = combine([(f.relpath, f.size, hash_file(f.path, f.size)) for f in files])
         target = f"{self._root_path}/{content_hash[:2]}/{content_hash}"
-        stored = self._listing(target)
         wanted = {f.relpath: f.size for f in files}
-        if stored != wanted:
-            # Missing files: a crashed or concurrent publish; stray ones: tampering.
-            stray = [f"{target}/{relpath}" for relpath in stored.keys() - wanted.keys()]
-            if stray:
-                self._fs.rm(stray)
-            self._upload(files, target)
+        marker = self._read_marker(target)
+        stored = self._listing(target)
+        if marker != wanted or stored != wanted:
+            self._complete(target, content_hash, files, stored)
         shutil.rmtree(staging_dir, ignore_errors=True)
         return StoredArtifact(
             uri=self._uri(content_hash),
@@ -137,16 +174,26 @@ class FsspecArtifactStore(ArtifactStore):
                 return cached
             shutil.rmtree(cached, ignore_errors=True)
         remote = self._path(uri)
-        listing = self._listing(remote)
-        if not listing:
+        listing = self._read_marker(remote)
+        if listing is None:
             raise missing_error(uri, self.root)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         download = self.cache_dir / f".download-{uuid.uuid4().hex}"
         try:
+            download.mkdir()
             local = [download / relpath for relpath in listing]
             for path in local:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._fs.get([f"{remote}/{relpath}" for relpath in listing], [str(p) for p in local])
+            if local:
+                try:
+                    self._fs.get(
+                        [f"{remote}/{relpath}" for relpath in listing], [str(p) for p in local]
+                    )
+                except FileNotFoundError as exc:
+                    if not self._absent(exc):
+                        raise
+                    # Deleted since its marker was read, or damaged: absent either way.
+                    raise missing_error(uri, self.root) from exc
             actual, _ = hash_folder(download)
             if actual != content_hash:
                 raise corrupted_error(uri, expected=content_hash, actual=actual)
@@ -161,7 +208,7 @@ class FsspecArtifactStore(ArtifactStore):
         return cached
 
     def exists(self, uri: str) -> bool:
-        return bool(self._fs.exists(self._path(uri)))
+        return self._read_marker(self._path(uri)) is not None
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)
@@ -172,59 +219,191 @@ class FsspecArtifactStore(ArtifactStore):
                 "artifact version.",
                 artifact_uri=uri,
             )
-        if self._fs.exists(path):
-            self._fs.rm(path, recursive=True)
+        # The marker goes first: from then on every reader sees the artifact absent.
+        self._remove(path + MARKER_SUFFIX)
+        self._remove_folder(path)
 
     def list_uris(self) -> list[str]:
         uris: list[str] = []
-        for prefix in self._ls(self._root_path):
-            if _PREFIX.fullmatch(prefix.rsplit("/", 1)[-1]):
-                for folder in self._ls(prefix):
-                    name = folder.rsplit("/", 1)[-1]
-                    if _HASH.fullmatch(name) and prefix.endswith("/" + name[:2]):
-                        uris.append(self._uri(name))
+        for _prefix, _folders, markers in self._prefixes():
+            uris.extend(self._uri(name) for name in markers)
         return sorted(uris)
 
     # -- garbage collection (no lock: see the module docstring) ---------------------------
 
     def stat_folder(self, uri: str) -> FolderStat:
-        found = self._found(self._path(uri))
-        if not found:
-            raise missing_error(uri, self.root)
-        return _stat(found.values())
+        path = self._path(uri)
+        try:
+            marker = self._fs.info(path + MARKER_SUFFIX)
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
+            raise missing_error(uri, self.root) from None
+        return _stat([*self._found(path).values(), marker])
 
     def list_leftovers(self) -> list[Leftover]:
+        """Folders of ``.staging/``, and artifact folders without a completion marker."""
         staging = f"{self._root_path}/{STAGING_DIR}"
         by_folder: dict[str, list[dict[str, Any]]] = {}
         for name, info in self._found(staging).items():
             folder = name[len(staging) + 1 :].split("/", 1)[0]
-            by_folder.setdefault(folder, []).append(info)
+            by_folder.setdefault(f"{self.root}/{STAGING_DIR}/{folder}", []).append(info)
+        for prefix, folders, markers in self._prefixes():
+            for name in sorted(folders - markers):
+                found = self._found(f"{prefix}/{name}")
+                if found:
+                    by_folder[self._uri(name)] = list(found.values())
         leftovers = []
-        for folder, infos in sorted(by_folder.items()):
+        for path, infos in sorted(by_folder.items()):
             stat = _stat(infos)
-            leftovers.append(
-                Leftover(f"{self.root}/{STAGING_DIR}/{folder}", stat.size, stat.modified)
-            )
+            leftovers.append(Leftover(path, stat.size, stat.modified))
         return leftovers
 
     def delete_leftover(self, path: str) -> None:
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if _HASH.fullmatch(name) and path.rstrip("/") == self._uri(name):
+            remote = self._path(path)
+            # Completed meanwhile: an artifact now, not a leftover.
+            if self._read_marker(remote) is None:
+                self._remove_folder(remote)
+            return
         prefix = f"{self.root}/{STAGING_DIR}/"
         name = path.rstrip("/")[len(prefix) :]
         if not path.startswith(prefix) or not name or "/" in name:
             raise ArtifactError(
                 f"{path} is not in the {STAGING_DIR} folder of the artifact store "
-                f"{self.root}, so it will not be deleted. Pass a path from list_leftovers().",
+                f"{self.root} nor an unfinished artifact folder, so it will not be "
+                "deleted. Pass a path from list_leftovers().",
                 artifact_uri=path,
             )
-        remote = f"{self._root_path}/{STAGING_DIR}/{name}"
-        if self._fs.exists(remote):
-            self._fs.rm(remote, recursive=True)
+        self._remove_folder(f"{self._root_path}/{STAGING_DIR}/{name}")
+
+    # -- what backends may override -------------------------------------------------------
+
+    def _absent(self, exc: FileNotFoundError) -> bool:
+        """Whether ``exc`` means that the object is not there, rather than that the store
+        itself is missing (which must not pass for an absent artifact)."""
+        return True
+
+    def _make_folders(self, folders: set[str]) -> None:
+        """Create the remote folders that files are about to be written into."""
+        for folder in sorted(folders):
+            self._fs.makedirs(folder, exist_ok=True)
+
+    def _put_options(self, files: list[FileEntry]) -> dict[str, Any]:
+        """Extra keyword arguments of the filesystem's ``put`` for uploading ``files``."""
+        return {}
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _complete(
+        self,
+        target: str,
+        content_hash: str,
+        files: list[FileEntry],
+        stored: dict[str, int],
+    ) -> None:
+        """Upload what ``target`` lacks, drop what it should not hold, then the marker."""
+        fs = self._fs
+        wanted = {f.relpath: f.size for f in files}
+        # Stray files: tampering, or a damaged folder; a marker never lists them.
+        stray = [f"{target}/{relpath}" for relpath in sorted(stored.keys() - wanted.keys())]
+        if stray:
+            fs.rm(stray)
+        # Each object is written whole or not at all, so one of the right size was
+        # uploaded by an interrupted publish of this same content; the hash check on
+        # every read still guards it.
+        todo = [f for f in files if stored.get(f.relpath) != f.size]
+        self._make_folders(
+            {os.path.dirname(f"{target}/{f.relpath}") for f in todo} | {os.path.dirname(target)}
+        )
+        if todo:
+            fs.put(
+                [str(f.path) for f in todo],
+                [f"{target}/{f.relpath}" for f in todo],
+                **self._put_options(todo),
+            )
+        listing = {"format": MARKER_FORMAT, "content_hash": content_hash, "files": wanted}
+        fs.pipe_file(target + MARKER_SUFFIX, json.dumps(listing, sort_keys=True).encode())
+
+    def _read_marker(self, folder: str) -> dict[str, int] | None:
+        """Relative path → size of the files of a published artifact; ``None`` if the
+        remote ``folder`` has no (complete, readable) marker."""
+        try:
+            raw = self._fs.cat_file(folder + MARKER_SUFFIX)
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
+            return None
+        try:
+            files = json.loads(raw)["files"]
+        except (ValueError, KeyError, TypeError):
+            return None  # torn by a backend whose writes are not atomic: absent
+        if not isinstance(files, dict) or not all(
+            isinstance(k, str) and type(v) is int for k, v in files.items()
+        ):
+            return None
+        return files
+
+    def _prefixes(self) -> Iterator[tuple[str, set[str], set[str]]]:
+        """For each ``<hash[:2]>`` folder: its remote path, the artifact folder names in
+        it, and the names of the artifacts whose marker is in it."""
+        for prefix in self._ls(self._root_path):
+            short = prefix.rsplit("/", 1)[-1]
+            if not _PREFIX.fullmatch(short):
+                continue
+            folders: set[str] = set()
+            markers: set[str] = set()
+            for entry in self._ls(prefix):
+                name = entry.rsplit("/", 1)[-1]
+                if name.endswith(MARKER_SUFFIX):
+                    name = name.removesuffix(MARKER_SUFFIX)
+                    found = markers
+                else:
+                    found = folders
+                if _HASH.fullmatch(name) and name.startswith(short):
+                    found.add(name)
+            yield prefix, folders, markers
+
+    def _remove(self, path: str) -> None:
+        try:
+            self._fs.rm_file(path)
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
+
+    def _remove_folder(self, folder: str) -> None:
+        files = sorted(self._found(folder))
+        if files:
+            self._fs.rm(files)
+        with contextlib.suppress(FileNotFoundError):
+            if self._fs.isdir(folder):  # pseudo-folders of backends that keep them
+                self._fs.rm(folder, recursive=True)
+
+    def _probe(self) -> None:
+        # In a folder of its own, like any staging leftover, should it outlive a crash.
+        probe = f"{self._root_path}/{STAGING_DIR}/check-{uuid.uuid4().hex}/probe"
+        payload = b"mlzen artifact store check"
+        fs = self._fs
+        self._make_folders({os.path.dirname(probe)})
+        fs.pipe_file(probe, payload)
+        try:
+            if fs.cat_file(probe) != payload:
+                raise ArtifactError(
+                    f"The artifact store {self.root} returned other bytes than were just "
+                    "written to it. Check its endpoint and its consistency settings.",
+                    artifact_store=self.root,
+                )
+        finally:
+            self._remove_folder(os.path.dirname(probe))
 
     def _found(self, folder: str) -> dict[str, dict[str, Any]]:
         """Name → info of every file under the remote ``folder``."""
         try:
             found = self._fs.find(folder, detail=True)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
             return {}
         return {
             name: info
@@ -247,30 +426,15 @@ class FsspecArtifactStore(ArtifactStore):
     def _ls(self, path: str) -> list[str]:
         try:
             return [entry.rstrip("/") for entry in self._fs.ls(path, detail=False)]
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
             return []
 
     def _listing(self, folder: str) -> dict[str, int]:
         """Relative path → size of every file under the remote ``folder``."""
         start = len(folder) + 1
         return {name[start:]: int(info["size"]) for name, info in self._found(folder).items()}
-
-    def _upload(self, files: list[FileEntry], target: str) -> None:
-        staging = f"{self._root_path}/{STAGING_DIR}/{uuid.uuid4().hex}"
-        fs = self._fs
-        for folder in {os.path.dirname(f"{target}/{f.relpath}") for f in files}:
-            fs.makedirs(folder, exist_ok=True)
-        for folder in {os.path.dirname(f"{staging}/{f.relpath}") for f in files}:
-            fs.makedirs(folder, exist_ok=True)
-        try:
-            fs.put([str(f.path) for f in files], [f"{staging}/{f.relpath}" for f in files])
-            fs.copy(
-                [f"{staging}/{f.relpath}" for f in files],
-                [f"{target}/{f.relpath}" for f in files],
-            )
-        finally:
-            if fs.exists(staging):
-                fs.rm(staging, recursive=True)
 
 
 def _stat(infos: Any) -> FolderStat:

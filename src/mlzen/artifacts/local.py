@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
+from typing import TYPE_CHECKING, Any
 
 from mlzen.artifacts.hashing import hash_folder
 from mlzen.artifacts.store import (
@@ -44,6 +45,10 @@ from mlzen.artifacts.store import (
     missing_error,
 )
 from mlzen.errors import ArtifactError
+from mlzen.flavors import Flavor, deferred_config
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 LOCK_FILE = ".lock"
 STAGING_DIR = ".staging"
@@ -244,3 +249,47 @@ def _stat_tree(path: Path) -> FolderStat:
             if S_ISREG(info.st_mode):
                 size += info.st_size
     return FolderStat(size, newest)
+
+
+# -- the flavor ---------------------------------------------------------------------------
+
+
+def _config_class() -> type[BaseModel]:
+    from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+    class LocalArtifactStoreConfig(BaseModel):
+        """``path``: the folder; a relative one is relative to the project root."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        path: str
+
+        @field_validator("path")
+        @classmethod
+        def _local_folder(cls, value: str, info: ValidationInfo) -> str:
+            value = value.removeprefix("file://")
+            if not value.strip():
+                raise ValueError("it must not be empty")
+            if "://" in value:
+                raise ValueError(
+                    "it must be a local folder, not a URL; use the flavor of that storage "
+                    "(e.g. s3) for a URL"
+                )
+            path = os.path.expanduser(value)
+            root = (info.context or {}).get("project_root")
+            if not os.path.isabs(path) and root:
+                path = os.path.join(root, path)
+            return os.path.abspath(path)
+
+    return LocalArtifactStoreConfig
+
+
+class LocalArtifactStoreFlavor(Flavor):
+    """``artifact_store.local``: a :class:`LocalArtifactStore` in the folder ``path``."""
+
+    kind = "artifact_store"
+    name = "local"
+    config_class = deferred_config(_config_class)
+
+    def build(self, config: Any) -> LocalArtifactStore:
+        return LocalArtifactStore(config.path)

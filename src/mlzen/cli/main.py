@@ -23,6 +23,9 @@ COMMANDS = {
     "runs": "mlzen.cli.runs:runs",
     "artifacts": "mlzen.cli.artifacts:artifacts",
     "gc": "mlzen.cli.gc:gc",
+    "stack": "mlzen.cli.stack:stack",
+    "component": "mlzen.cli.component:component",
+    "secret": "mlzen.cli.secret:secret",
 }
 
 

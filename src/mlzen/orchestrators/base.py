@@ -68,8 +68,8 @@ def schedule(
     outcomes: dict[str, StepOutcome] = {}
     running: dict[Future[StepOutcome], str] = {}
     failed = False
-    executor.init(spec)
     try:
+        executor.init(spec)
         while ready or running:
             while ready and not failed:
                 step_id = ready.pop(0)

@@ -13,15 +13,19 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mlzen.artifacts.store import ArtifactStore, artifact_store_for
+from mlzen.artifacts.store import ArtifactStore
 from mlzen.errors import ConfigError
+from mlzen.flavors import Flavor, OrchestratorComponent, deferred_config
 from mlzen.orchestrators.base import StepExecutor
 from mlzen.runtime.run_step import StepLaunch, StepOutcome, run_step
 from mlzen.spec import PipelineSpec
 from mlzen.steps import Step
 from mlzen.store.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 EXECUTORS = ("threads", "processes")
 MAX_THREADS = 32
@@ -67,7 +71,7 @@ class LocalExecutor(StepExecutor):
     def submit(self, launch: StepLaunch, step: Step) -> Future[StepOutcome]:
         if launch.step.settings.get("executor", self._default) == "processes":
             return self._process_pool().submit(
-                run_step_in_worker, self._store.url, self._artifacts.root, _dumps(launch, step)
+                run_step_in_worker, self._store.url, _dumps(launch, step, self._artifacts)
             )
         assert self._threads is not None, "init() must run before submit()"
         return self._threads.submit(run_step, launch, step, self._store, self._artifacts)
@@ -103,21 +107,60 @@ class LocalExecutor(StepExecutor):
             self._processes = None
 
 
-def _dumps(launch: StepLaunch, step: Step) -> bytes:
+def _dumps(launch: StepLaunch, step: Step, artifacts: ArtifactStore) -> bytes:
     import cloudpickle
 
-    return cloudpickle.dumps((launch, step))  # type: ignore[no-any-return]
+    # The artifact store travels whole (its endpoint and credentials included), not as a
+    # URL: a worker must write exactly where the driver's stack says.
+    return cloudpickle.dumps((launch, step, artifacts))  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4)
-def _worker_stores(store_url: str, artifact_root: str) -> tuple[MetadataStore, ArtifactStore]:
-    return MetadataStore(store_url), artifact_store_for(artifact_root)
+def _worker_store(store_url: str) -> MetadataStore:
+    return MetadataStore(store_url)
 
 
-def run_step_in_worker(store_url: str, artifact_root: str, payload: bytes) -> Any:
+def run_step_in_worker(store_url: str, payload: bytes) -> Any:
     """Entry point of a worker process: unpack one invocation and run it."""
     import cloudpickle
 
-    launch, step = cloudpickle.loads(payload)
-    store, artifacts = _worker_stores(store_url, artifact_root)
-    return run_step(launch, step, store, artifacts)
+    launch, step, artifacts = cloudpickle.loads(payload)
+    return run_step(launch, step, _worker_store(store_url), artifacts)
+
+
+class LocalOrchestrator(OrchestratorComponent):
+    """The ``local`` orchestrator component: steps in this machine's threads or processes."""
+
+    def __init__(self, default_executor: str = "threads", max_workers: int = 0) -> None:
+        self.default_executor = default_executor
+        self.max_workers = max_workers
+
+    def executor(self, store: MetadataStore, artifacts: ArtifactStore) -> StepExecutor:
+        return LocalExecutor(
+            store, artifacts, default=self.default_executor, max_workers=self.max_workers
+        )
+
+
+def _config_class() -> type[BaseModel]:
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class LocalOrchestratorConfig(BaseModel):
+        """``executor``: where steps run by default; ``max_workers``: 0 = as the DAG allows."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        executor: Literal["threads", "processes"] = "threads"
+        max_workers: int = Field(0, ge=0, strict=True)
+
+    return LocalOrchestratorConfig
+
+
+class LocalOrchestratorFlavor(Flavor):
+    """``orchestrator.local``: a :class:`LocalOrchestrator`."""
+
+    kind = "orchestrator"
+    name = "local"
+    config_class = deferred_config(_config_class)
+
+    def build(self, config: Any) -> LocalOrchestrator:
+        return LocalOrchestrator(config.executor, config.max_workers)

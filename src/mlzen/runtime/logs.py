@@ -40,6 +40,10 @@ class _TeeStream(io.TextIOBase):
     def isatty(self) -> bool:
         return self._real.isatty()
 
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return self._real.closed
+
     def fileno(self) -> int:
         return self._real.fileno()
 

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from mlzen.errors import StoreError
 from mlzen.store import tables as t
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 RUNNING = "running"
 FINISHED_STATUSES = ("completed", "cached")
 _engines: dict[str, Engine] = {}
@@ -181,17 +181,18 @@ class MetadataStore:
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self._migration_lock(), self.engine.connect() as connection:
-            config.attributes["connection"] = connection
-            try:
+        try:
+            # Connecting is inside: an unreachable server or a refused login fails here.
+            with self._migration_lock(), self.engine.connect() as connection:
+                config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 connection.commit()
-            except SQLAlchemyError as exc:
-                raise StoreError(
-                    f"Migrating the metadata store at '{safe_url(self.url)}' failed: {exc}. "
-                    "Check that the database is reachable and writable.",
-                    store_url=safe_url(self.url),
-                ) from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"Migrating the metadata store at '{safe_url(self.url)}' failed: {exc}. "
+                "Check that the database is reachable and writable.",
+                store_url=safe_url(self.url),
+            ) from exc
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:

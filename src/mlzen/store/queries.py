@@ -346,3 +346,48 @@ def earlier_step_run_with_key(
         .order_by(t.step_runs.c.started_at.desc(), t.step_runs.c.id.desc())
     )
     return _one(store, query)
+
+
+# -- the stack registry -----------------------------------------------------------------
+
+
+def get_project_setting(store: MetadataStore, key: str) -> str | None:
+    """A project-wide setting stored in the registry (e.g. ``active_stack``)."""
+    with store.read() as connection:
+        value = connection.execute(
+            select(t.project_settings.c.value).where(t.project_settings.c.key == key)
+        ).scalar()
+    return None if value is None else str(value)
+
+
+def list_components(store: MetadataStore, kind: str | None = None) -> list[dict[str, Any]]:
+    """Registered stack components, by kind then name."""
+    query = select(*t.stack_components.c).order_by(
+        t.stack_components.c.kind, t.stack_components.c.name
+    )
+    if kind is not None:
+        query = query.where(t.stack_components.c.kind == kind)
+    return _all(store, query)
+
+
+def get_component(store: MetadataStore, kind: str, name: str) -> dict[str, Any] | None:
+    c = t.stack_components.c
+    return _one(store, select(*t.stack_components.c).where(c.kind == kind, c.name == name))
+
+
+def list_stacks(store: MetadataStore) -> list[dict[str, Any]]:
+    """Registered stacks, by name."""
+    return _all(store, select(*t.stacks.c).order_by(t.stacks.c.name))
+
+
+def get_stack(store: MetadataStore, name: str) -> dict[str, Any] | None:
+    return _one(store, select(*t.stacks.c).where(t.stacks.c.name == name))
+
+
+def list_secret_rows(store: MetadataStore) -> list[dict[str, Any]]:
+    """Every stored secret (name, ciphertext, times), by name."""
+    return _all(store, select(*t.secrets.c).order_by(t.secrets.c.name))
+
+
+def get_secret_row(store: MetadataStore, name: str) -> dict[str, Any] | None:
+    return _one(store, select(*t.secrets.c).where(t.secrets.c.name == name))

@@ -135,3 +135,46 @@ run_metadata = Table(
     Column("created_at", DateTime, nullable=False),
     Index("ix_run_metadata_entity", "entity_type", "entity_id"),
 )
+
+# -- the stack registry (always in the project's own store, see ``mlzen.stack``) -----
+
+stack_components = Table(
+    "stack_components",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("flavor", String(255), nullable=False),
+    # As the user gave it: secret references stay unresolved, defaults unfilled.
+    Column("config", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("kind", "name", name="uq_stack_components_kind_name"),
+)
+
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    # {kind: component name}; a kind left out is the local component of that kind.
+    Column("components", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    # A Fernet token of the secret's name and values (JSON); see ``mlzen.secrets``.
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+project_settings = Table(
+    "project_settings",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import pickle
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +10,8 @@ import fsspec
 import pandas as pd
 import pytest
 
-from mlzen.artifacts.fsspec import FsspecArtifactStore, default_cache_dir
+from mlzen.artifacts.fsspec import MARKER_SUFFIX, FsspecArtifactStore, default_cache_dir
+from mlzen.artifacts.hashing import hash_folder
 from mlzen.artifacts.materializer import save_artifact
 from mlzen.errors import ArtifactCorruptedError, ArtifactError, NotFoundError
 
@@ -32,6 +35,12 @@ def remote_files(store: FsspecArtifactStore) -> list[str]:
     return sorted(path[len(root) + 1 :] for path in store._fs.find(root))
 
 
+def published_files(content_hash: str, *names: str) -> list[str]:
+    """What a published artifact holds in the store: its files, then its marker."""
+    folder = f"{content_hash[:2]}/{content_hash}"
+    return sorted([*(f"{folder}/{name}" for name in names), f"{folder}{MARKER_SUFFIX}"])
+
+
 def test_values_round_trip(remote: FsspecArtifactStore) -> None:
     frame = pd.DataFrame({"a": [1, 2, None]}, index=pd.Index(["x", "y", "z"]))
 
@@ -47,7 +56,7 @@ def test_values_round_trip(remote: FsspecArtifactStore) -> None:
 def test_publish_leaves_only_the_final_folder(remote: FsspecArtifactStore) -> None:
     saved = save_artifact(remote, [1, 2], name="x")
 
-    assert remote_files(remote) == [f"{saved.content_hash[:2]}/{saved.content_hash}/data.json"]
+    assert remote_files(remote) == published_files(saved.content_hash, "data.json")
     assert remote.list_uris() == [saved.uri]
 
 
@@ -67,7 +76,7 @@ def test_publish_completes_a_partial_folder(remote: FsspecArtifactStore) -> None
     again = save_artifact(remote, [1], name="x")
 
     assert again.uri == saved.uri
-    assert remote_files(remote) == [f"{saved.content_hash[:2]}/{saved.content_hash}/data.json"]
+    assert remote_files(remote) == published_files(saved.content_hash, "data.json")
     assert load(remote, again) == [1]
 
 
@@ -136,3 +145,205 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     assert default_cache_dir() == tmp_path / "mlzen" / "artifacts"
     assert FsspecArtifactStore("memory://x").cache_dir == tmp_path / "mlzen" / "artifacts"
+
+
+# -- completion markers: a publish is atomic ---------------------------------------------
+
+
+def folder_path(store: FsspecArtifactStore, uri: str) -> str:
+    return store._path(uri)
+
+
+def test_the_marker_lists_the_files_and_is_written_last(
+    remote: FsspecArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    put, pipe_file = remote._fs.put, remote._fs.pipe_file
+
+    def recording_put(lpaths: list[str], rpaths: list[str], **kwargs: object) -> object:
+        order.extend(rpaths)
+        return put(lpaths, rpaths, **kwargs)
+
+    def recording_pipe_file(path: str, value: bytes, **kwargs: object) -> object:
+        order.append(path)
+        return pipe_file(path, value, **kwargs)
+
+    monkeypatch.setattr(remote._fs, "put", recording_put)
+    monkeypatch.setattr(remote._fs, "pipe_file", recording_pipe_file)
+    frame = pd.DataFrame({"a": [1, 2]})
+
+    saved = save_artifact(remote, frame, name="x")
+
+    folder = folder_path(remote, saved.uri)
+    assert order == [f"{folder}/data.parquet", folder + MARKER_SUFFIX]
+    marker = json.loads(remote._fs.cat_file(folder + MARKER_SUFFIX))
+    size = remote._fs.info(f"{folder}/data.parquet")["size"]
+    assert marker == {
+        "format": 1,
+        "content_hash": saved.content_hash,
+        "files": {"data.parquet": size},
+    }
+
+
+def test_a_folder_without_its_marker_is_absent(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, [1, 2], name="x")
+    remote._fs.rm_file(folder_path(remote, saved.uri) + MARKER_SUFFIX)
+
+    assert not remote.exists(saved.uri)
+    assert remote.list_uris() == []
+    with pytest.raises(NotFoundError):
+        remote.local_path(saved.uri, saved.content_hash)
+    with pytest.raises(NotFoundError):
+        remote.stat_folder(saved.uri)
+    leftovers = remote.list_leftovers()
+    assert [(leftover.path, leftover.size) for leftover in leftovers] == [(saved.uri, saved.size)]
+
+
+def test_a_torn_marker_counts_as_absent(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, [1, 2], name="x")
+    remote._fs.pipe_file(folder_path(remote, saved.uri) + MARKER_SUFFIX, b'{"files": {"da')
+
+    assert not remote.exists(saved.uri)
+    assert save_artifact(remote, [1, 2], name="x").uri == saved.uri  # completes it again
+    assert remote.exists(saved.uri)
+
+
+def test_a_publish_completes_an_interrupted_one_uploading_only_what_is_missing(
+    remote: FsspecArtifactStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    staged = tmp_path / "staged"
+    (staged / "sub").mkdir(parents=True)
+    (staged / "a.bin").write_bytes(b"a" * 10)
+    (staged / "sub" / "b.bin").write_bytes(b"b" * 20)
+    content_hash, _ = hash_folder(staged)
+    folder = f"{remote._root_path}/{content_hash[:2]}/{content_hash}"
+    remote._fs.pipe_file(f"{folder}/a.bin", b"a" * 10)  # the writer died after this file
+    uploaded: list[str] = []
+    put = remote._fs.put
+
+    def recording_put(lpaths: list[str], rpaths: list[str], **kwargs: object) -> object:
+        uploaded.extend(rpaths)
+        return put(lpaths, rpaths, **kwargs)
+
+    monkeypatch.setattr(remote._fs, "put", recording_put)
+    uri = f"{remote.root}/{content_hash[:2]}/{content_hash}"
+    assert not remote.exists(uri)
+
+    stored = remote.publish(staged)
+
+    assert stored.uri == uri and stored.content_hash == content_hash
+    assert uploaded == [f"{folder}/sub/b.bin"]
+    assert remote.exists(uri) and remote.list_uris() == [uri]
+    assert hash_folder(remote.local_path(uri, content_hash))[0] == content_hash
+    assert remote.list_leftovers() == []
+
+
+def test_dedupe_writes_nothing(
+    remote: FsspecArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_artifact(remote, {"a": 1}, name="x")
+
+    def no_write(*args: object, **kwargs: object) -> None:
+        raise AssertionError("wrote to the store")
+
+    monkeypatch.setattr(remote._fs, "put", no_write)
+    monkeypatch.setattr(remote._fs, "pipe_file", no_write)
+    save_artifact(remote, {"a": 1}, name="y")
+
+
+def test_reads_download_only_the_listed_files(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, "value", name="x")
+    # A file that appeared after the publish (tampering): the marker does not list it.
+    remote._fs.pipe_file(folder_path(remote, saved.uri) + "/extra", b"not part of it")
+
+    assert load(remote, saved) == "value"
+    assert sorted(p.name for p in remote.local_path(saved.uri, saved.content_hash).iterdir()) == [
+        "data.json"
+    ]
+
+
+def test_a_listed_file_gone_missing_is_not_found_and_a_publish_repairs_it(
+    remote: FsspecArtifactStore,
+) -> None:
+    saved = save_artifact(remote, "value", name="x")
+    remote._fs.rm_file(folder_path(remote, saved.uri) + "/data.json")
+
+    assert remote.exists(saved.uri)  # by its marker; reading finds out
+    with pytest.raises(NotFoundError, match=saved.uri):
+        load(remote, saved)
+
+    save_artifact(remote, "value", name="x")
+    assert load(remote, saved) == "value"
+
+
+def test_delete_removes_the_marker_then_the_files(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, [1], name="x")
+    other = save_artifact(remote, [2], name="y")
+
+    remote.delete(saved.uri)
+    remote.delete(saved.uri)  # already gone: nothing happens
+
+    assert remote_files(remote) == published_files(other.content_hash, "data.json")
+    assert remote.list_uris() == [other.uri]
+
+
+def test_leftovers_of_interrupted_publishes_can_be_deleted(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, [1], name="x")
+    unfinished = save_artifact(remote, [2], name="y")
+    remote._fs.rm_file(folder_path(remote, unfinished.uri) + MARKER_SUFFIX)
+
+    remote.delete_leftover(saved.uri)  # complete: an artifact, not a leftover; kept
+    remote.delete_leftover(unfinished.uri)
+
+    assert remote_files(remote) == published_files(saved.content_hash, "data.json")
+    assert remote.list_leftovers() == []
+    with pytest.raises(ArtifactError, match="will not be deleted"):
+        remote.delete_leftover(f"{remote.root}/elsewhere")
+
+
+def test_stat_folder_counts_the_files(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, list(range(100)), name="x")
+
+    stat = remote.stat_folder(saved.uri)
+
+    assert stat.size >= saved.size
+    assert stat.modified is None or stat.modified > 0
+
+
+def test_an_empty_artifact_round_trips(remote: FsspecArtifactStore, tmp_path: Path) -> None:
+    staged = tmp_path / "empty"
+    staged.mkdir()
+
+    stored = remote.publish(staged)
+
+    assert remote.exists(stored.uri)
+    assert list(remote.local_path(stored.uri, stored.content_hash).iterdir()) == []
+
+
+def test_check_writes_and_removes_a_probe(remote: FsspecArtifactStore) -> None:
+    remote.check()
+
+    assert remote_files(remote) == []
+    assert remote._fs.ls(f"{remote._root_path}/.staging", detail=False) == []
+    assert remote.list_leftovers() == []
+
+
+def test_check_names_a_store_it_cannot_write(
+    remote: FsspecArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(remote._fs, "pipe_file", refused)
+
+    with pytest.raises(ArtifactError, match=f"{remote.root} cannot be used.*read-only"):
+        remote.check()
+
+
+def test_the_store_pickles_without_its_connection(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, "across", name="x")
+
+    copy = pickle.loads(pickle.dumps(remote))
+
+    assert copy._filesystem is None
+    assert load(copy, saved) == "across"

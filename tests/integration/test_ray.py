@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,101 +35,9 @@ from mlzen.orchestrators.ray import (
 from mlzen.spec import StepSpec
 from mlzen.stack import Stack
 from tests import shapes
+from tests.integration.services import free_port
 
 ORCHESTRATORS = ["local", "ray"]
-
-
-# -- the cluster -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def ray_command() -> str:
-    beside = Path(sys.executable).with_name("ray")
-    return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
-
-
-def stop_process_group(leader: int) -> None:
-    """End every process of the group ``ray start`` led, and the workers they started."""
-    import psutil
-
-    members = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == leader:
-                members.append(process)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    doomed = {p.pid: p for p in members}
-    for process in members:
-        try:
-            doomed.update({c.pid: c for c in process.children(recursive=True)})
-        except psutil.Error:
-            continue
-    for process in doomed.values():
-        try:
-            process.terminate()
-        except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs(list(doomed.values()), timeout=2)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(alive, timeout=5)
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """The address of a Ray head started for this session in its own process group."""
-    pytest.importorskip("ray", reason='ray is not installed: pip install "mlzen[ray]"')
-    import ray
-
-    port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="mlzen-ray-", dir="/tmp")  # short: socket paths
-    command = [
-        ray_command(),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
-        # Fixed default ports would collide with any other Ray on this machine.
-        f"--dashboard-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    # `ray start` switches token authentication on by itself when ~/.ray/auth_token
-    # exists, while a driver given an explicit address does not: say it for both.
-    env["RAY_AUTH_MODE"] = "disabled"
-    starter = subprocess.Popen(
-        command,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        output, _ = starter.communicate(timeout=120)
-        if starter.returncode != 0:
-            pytest.fail(f"`ray start --head` failed ({starter.returncode}):\n{output}")
-        yield f"127.0.0.1:{port}"
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        if starter.poll() is None:
-            starter.kill()
-        stop_process_group(starter.pid)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(params=ORCHESTRATORS)

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
-import os
 import pickle
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,60 +52,16 @@ from mlzen.errors import (  # noqa: E402
     NotFoundError,
 )
 from mlzen.stack import Stack  # noqa: E402
+from tests.integration.services import (  # noqa: E402
+    CREDENTIALS,
+    REGION,
+    free_port,
+    s3_client,
+    start_moto,
+    stop,
+)
 
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 BUCKET = "mlzen-test"
-REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-# -- the server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto(log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``moto_server`` on a free port of 127.0.0.1; return it once it answers."""
-    if not MOTO_SERVER.exists():
-        pytest.skip(f"{MOTO_SERVER} is missing: pip install 'moto[server]'")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            # Moto's own API: not an S3 action, so it does not use up unauthenticated ones.
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
-                return server, endpoint
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                stop(server)
-                pytest.fail(f"moto_server did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
 
 
 @pytest.fixture(scope="session")

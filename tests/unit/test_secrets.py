@@ -21,7 +21,7 @@ from mlzen.secrets import (
     references,
     set_secret,
 )
-from mlzen.stack import register_component
+from mlzen.stack_registry import register_component
 from mlzen.store import tables
 from mlzen.store.metadata import MetadataStore
 

@@ -16,17 +16,14 @@ from mlzen.errors import ArtifactError, ConfigError, NotFoundError
 from mlzen.flavors import Flavor, MetadataStoreComponent, OrchestratorComponent
 from mlzen.orchestrators.local import LocalExecutor, LocalOrchestrator
 from mlzen.secrets import set_secret
-from mlzen.stack import (
-    Stack,
-    active_stack,
-    active_stack_name,
+from mlzen.stack import Stack, active_stack, active_stack_name, load_stack
+from mlzen.stack_registry import (
     delete_component,
     delete_stack,
     describe_component,
     describe_stack,
     list_components,
     list_stacks,
-    load_stack,
     redacted,
     register_component,
     register_stack,

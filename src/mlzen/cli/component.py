@@ -102,7 +102,7 @@ def register(ctx: click.Context, kind: str, name: str, flavor_name: str, replace
     (--max_workers 4), else text. Reference secrets as '{{ secrets.NAME.key }}'.
     """
     from mlzen import plugins
-    from mlzen.stack import register_component
+    from mlzen.stack_registry import register_component
 
     flavor = plugins.flavor(kind, flavor_name)
     config = parse_config(flavor, ctx.args)
@@ -118,7 +118,7 @@ def list_components(kind: str | None, as_json: bool) -> None:
 
     Only those of KIND, if given.
     """
-    from mlzen.stack import list_components as listed
+    from mlzen.stack_registry import list_components as listed
 
     found = listed(kind)
     if as_json:
@@ -149,7 +149,7 @@ def describe(kind: str, name: str, as_json: bool) -> None:
 
     Passwords are hidden; secret references are shown as written.
     """
-    from mlzen.stack import describe_component
+    from mlzen.stack_registry import describe_component
 
     found = describe_component(kind, name)
     if as_json:
@@ -174,7 +174,7 @@ def describe(kind: str, name: str, as_json: bool) -> None:
 @click.argument("name")
 def delete(kind: str, name: str) -> None:
     """Delete a component; refused while a stack uses it."""
-    from mlzen.stack import delete_component
+    from mlzen.stack_registry import delete_component
 
     delete_component(kind, name)
     click.echo(f"Deleted {kind} '{name}'.")

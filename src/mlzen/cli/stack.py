@@ -37,7 +37,7 @@ def register(
 
     'local' names the built-in component of a kind; -m defaults to it.
     """
-    from mlzen.stack import register_stack, set_active_stack
+    from mlzen.stack_registry import register_stack, set_active_stack
 
     register_stack(
         name,
@@ -61,7 +61,7 @@ def list_stacks(as_json: bool) -> None:
 
     'local' is always there.
     """
-    from mlzen.stack import list_stacks as listed
+    from mlzen.stack_registry import list_stacks as listed
 
     found = listed()
     if as_json:
@@ -93,7 +93,7 @@ def describe(name: str | None, as_json: bool) -> None:
     NAME defaults to the active stack. Passwords are hidden.
     """
     from mlzen.cli.component import config_text
-    from mlzen.stack import describe_stack
+    from mlzen.stack_registry import describe_stack
 
     found = describe_stack(name)
     if as_json:
@@ -118,7 +118,8 @@ def set_stack(name: str) -> None:
     Its components are built first, so a broken config or missing secret shows now.
     """
     from mlzen.config import load_settings
-    from mlzen.stack import load_stack, set_active_stack
+    from mlzen.stack import load_stack
+    from mlzen.stack_registry import set_active_stack
 
     settings = load_settings()
     load_stack(name, settings)
@@ -137,7 +138,7 @@ def set_stack(name: str) -> None:
 @click.option("--force", is_flag=True, help="Delete it even if active ('local' becomes active).")
 def delete(name: str, force: bool) -> None:
     """Delete a stack (not 'local'); its components stay registered."""
-    from mlzen.stack import delete_stack
+    from mlzen.stack_registry import delete_stack
 
     was_active = delete_stack(name, force=force)
     click.echo(f"Deleted stack '{name}'." + (" Active stack: local." if was_active else ""))

@@ -87,7 +87,7 @@ SNIPPETS = {
     "import": """
 import time
 start = time.perf_counter()
-import mlzen
+from mlzen import pipeline, step  # what a pipeline module imports, not just the package
 print(json.dumps({"import_s": time.perf_counter() - start}))
 """,
     "overhead": """

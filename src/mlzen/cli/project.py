@@ -58,7 +58,7 @@ def init(directory: Path) -> None:
 @click.command(epilog="Example: mlzen status --json")
 @json_option
 def status(as_json: bool) -> None:
-    """Show the project root, active stack, store and what it holds."""
+    """Show the project root, the active stack, its stores and what they hold."""
     from mlzen.client import Client
     from mlzen.store import queries
     from mlzen.store.metadata import safe_url
@@ -69,8 +69,8 @@ def status(as_json: bool) -> None:
     data = {
         "project_root": str(settings.project_root),
         "stack": client.stack.name,
-        "store_url": safe_url(settings.store_url),
-        "artifact_root": settings.artifact_root,
+        "store_url": safe_url(client.stack.store_url),
+        "artifact_root": str(client.stack.artifact_store.root),
         **counts,
     }
     if as_json:

@@ -251,3 +251,33 @@ def test_live_view_on_a_terminal_draws_a_table(project: Path) -> None:
     assert "step" in screen and "status" in screen and "elapsed" in screen
     assert "hello" in screen and "completed" in screen
     assert "\x1b[" in screen  # drawn with terminal control sequences, not plain lines
+
+
+def test_status_shows_the_active_stack_and_its_stores(project: Path) -> None:
+    other = project / "elsewhere"
+    invoke(
+        "component",
+        "register",
+        "metadata_store",
+        "other",
+        "--flavor",
+        "sql",
+        "--url",
+        f"sqlite:///{other}/other.db",
+    )
+    invoke(
+        "component",
+        "register",
+        "artifact_store",
+        "folder",
+        "--flavor",
+        "local",
+        "--path",
+        str(other / "artifacts"),
+    )
+    invoke("stack", "register", "side", "-o", "local", "-a", "folder", "-m", "other")
+    invoke("stack", "set", "side")
+    data = json.loads(invoke("status", "--json").output)
+    assert data["stack"] == "side"
+    assert data["store_url"] == f"sqlite:///{other}/other.db"
+    assert data["artifact_root"] == str(other / "artifacts")

@@ -33,6 +33,8 @@ def test_readme_examples_run(project: Path) -> None:
     assert lines[0] == "completed 19.75"
     assert "'cached'" in lines[2] and "completed" not in lines[2]
     assert "{'test_size': 0.2, 'C': 2.0} {'test_size': 0.5}" in result.stdout
+    assert "[('C', 0.5, 2.0)]" in lines  # compare_runs: the parameter that changed
+    assert "json True" in lines  # compare: identical content of two versions of 'raw'
 
 
 def test_quickstart_example_runs(project: Path) -> None:

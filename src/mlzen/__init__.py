@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlzen.client import Client as Client
     from mlzen.client import PipelineRun as PipelineRun
     from mlzen.client import StepRun as StepRun
+    from mlzen.comparison import compare as compare
     from mlzen.pipelines import Pipeline as Pipeline
     from mlzen.pipelines import pipeline as pipeline
     from mlzen.runtime.context import StepContext as StepContext
@@ -47,6 +48,7 @@ _LAZY = {
     "Client": "mlzen.client",
     "PipelineRun": "mlzen.client",
     "StepRun": "mlzen.client",
+    "compare": "mlzen.comparison",
     "StepContext": "mlzen.runtime.context",
     "get_step_context": "mlzen.runtime.context",
     "log_metadata": "mlzen.runtime.context",
@@ -64,6 +66,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepRun",
+    "compare",
     "get_step_context",
     "log_metadata",
     "pipeline",

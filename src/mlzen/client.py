@@ -19,6 +19,7 @@ from mlzen.errors import ConfigError, NotFoundError, RunFailedError
 from mlzen.stack import Stack, active_stack
 
 if TYPE_CHECKING:
+    from mlzen.comparison import RunDiff
     from mlzen.spec import PipelineSpec
     from mlzen.steps import Step
 
@@ -429,6 +430,20 @@ class Client:
         from mlzen.store import queries
 
         return ArtifactVersion(self, queries.find_artifact_version(self.store, name_or_id, version))
+
+    def compare_runs(
+        self, old: PipelineRun | str, new: PipelineRun | str, *, artifact: str | None = None
+    ) -> RunDiff:
+        """What changed from run ``old`` to run ``new``: parameters, metadata, code, outputs.
+
+        Example:
+            >>> Client().compare_runs("training-1", "latest").artifacts[0].dataframe.columns
+        """
+        from mlzen.comparison import compare_runs
+
+        old_run = old if isinstance(old, PipelineRun) else self.get_pipeline_run(old)
+        new_run = new if isinstance(new, PipelineRun) else self.get_pipeline_run(new)
+        return compare_runs(self, old_run, new_run, artifact=artifact)
 
     # -- metadata -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "stack": "mlzen.cli.stack:stack",
     "component": "mlzen.cli.component:component",
     "secret": "mlzen.cli.secret:secret",
+    "diff": "mlzen.cli.diff:diff",
 }
 
 

@@ -1,0 +1,53 @@
+"""matplotlib figures as PNG."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+pytest.importorskip("PIL")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mlzen.integrations.matplotlib import IMAGE_FILE  # noqa: E402
+from tests.unit.artifacts.helpers import roundtrip  # noqa: E402
+
+
+def figure() -> Figure:
+    fig = Figure(figsize=(3, 2), dpi=80)
+    axes = fig.add_subplot()
+    axes.plot([0, 1, 2], [2, 0, 1])
+    axes.set_title("loss")
+    return fig
+
+
+def pixels(fig: Figure) -> np.ndarray:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def test_figure_roundtrips_as_a_figure_showing_the_same_pixels(store) -> None:
+    value = figure()
+    saved, loaded = roundtrip(store, value)
+    assert saved.materializer == "mlzen.integrations.matplotlib:FigureMaterializer"
+    assert isinstance(loaded, Figure)
+    assert loaded.dpi == pytest.approx(80)
+    np.testing.assert_allclose(loaded.get_size_inches(), [3, 2])
+    np.testing.assert_array_equal(pixels(loaded), pixels(value))
+
+
+def test_metadata_records_size_and_dpi_and_the_file_is_a_png(store) -> None:
+    saved, _ = roundtrip(store, figure())
+    assert saved.metadata == {"size_inches": [3.0, 2.0], "dpi": 80.0, "pixels": [240, 160]}
+    folder = store.local_path(saved.uri, saved.content_hash)
+    with Image.open(folder / IMAGE_FILE) as image:
+        assert image.format == "PNG"
+        assert image.size == (240, 160)

@@ -60,7 +60,7 @@ def register_component(
             ``replace``).
         NotFoundError: No such flavor; lists those there are.
     """
-    from mlzen.secrets import references
+    from mlzen.secrets import REFERENCE, references
     from mlzen.store import registry
 
     settings = settings or load_settings()
@@ -75,9 +75,18 @@ def register_component(
         )
     flavor_class = _flavor(kind, flavor)
     references(config, f"Component {kind} '{name}'")
-    flavor_class.validate_config(
-        config, component=f"{kind} '{name}'", project_root=str(settings.project_root)
-    )
+    # A value that refers to a secret can only be checked once resolved (when a stack
+    # using the component loads); check everything else now.
+    deferred = {k for k, v in config.items() if isinstance(v, str) and REFERENCE.search(v)}
+    try:
+        flavor_class.validate_config(
+            {k: v for k, v in config.items() if k not in deferred},
+            component=f"{kind} '{name}'",
+            project_root=str(settings.project_root),
+        )
+    except ConfigError as exc:
+        if exc.fields.get("option") not in deferred:
+            raise
     registry.save_component(
         _registry(settings), kind=kind, name=name, flavor=flavor, config=config, replace=replace
     )

@@ -188,3 +188,37 @@ def test_a_referenced_secret_cannot_be_deleted() -> None:
     with pytest.raises(ConfigError, match="referenced by the artifact_store 'arts'"):
         delete_secret("paths")
     assert get_secret("paths") == {"dir": "/tmp"}
+
+
+def test_a_secret_reference_is_validated_once_resolved(project) -> None:
+    from mlzen.errors import ConfigError
+    from mlzen.stack import load_stack
+    from mlzen.stack_registry import register_stack
+
+    pytest.importorskip("s3fs")
+    set_secret("s3", {"endpoint": "http://127.0.0.1:9", "bad": "not a url"})
+    register_component(
+        "artifact_store",
+        "s3",
+        "s3",
+        {"path": "s3://bucket/x", "endpoint_url": "{{ secrets.s3.endpoint }}"},
+    )
+    register_component(
+        "artifact_store",
+        "broken",
+        "s3",
+        {"path": "s3://bucket/x", "endpoint_url": "{{ secrets.s3.bad }}"},
+    )
+    # Other options are still checked at registration.
+    with pytest.raises(ConfigError, match="'path'"):
+        register_component(
+            "artifact_store",
+            "worse",
+            "s3",
+            {"path": "nope", "endpoint_url": "{{ secrets.s3.endpoint }}"},
+        )
+    register_stack("good", {"orchestrator": "local", "artifact_store": "s3"})
+    register_stack("bad", {"orchestrator": "local", "artifact_store": "broken"})
+    assert load_stack("good").artifact_store.root.startswith("s3://bucket")
+    with pytest.raises(ConfigError, match="endpoint_url"):
+        load_stack("bad")

@@ -540,3 +540,16 @@ def test_a_pipeline_runs_on_the_s3_store_and_its_cached_rerun_does_no_work(
     # The only write: the stack's check() before the run, which deletes its probe.
     assert [path for path in uploads if "/.staging/check-" not in path] == []
     assert again.steps["report"].outputs["output"].load() == {"rows": 50, "slope": 2.0}
+
+
+def test_worker_processes_write_to_the_same_s3_store(
+    store: S3ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process receives the whole store (endpoint and credentials), not its URL."""
+    monkeypatch.setenv("MLZEN_EXECUTOR", "processes")
+    client = Client(Stack(load_settings(), artifact_store=store))
+    run = client.run_pipeline(*s3_pipeline.with_options(enable_cache=False).build())
+    assert run.status == "completed"
+    outputs = {name: s.outputs["output"] for name, s in run.steps.items()}
+    assert all(v.uri.startswith(store.root + "/") for v in outputs.values())
+    assert outputs["report"].load() == {"rows": 50, "slope": 2.0}

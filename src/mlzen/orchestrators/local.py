@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlzen.artifacts.store import ArtifactStore
@@ -20,6 +19,7 @@ from mlzen.errors import ConfigError
 from mlzen.flavors import Flavor, OrchestratorComponent, deferred_config
 from mlzen.orchestrators.base import StepExecutor
 from mlzen.runtime.run_step import StepLaunch, StepOutcome, run_step
+from mlzen.runtime.worker import pickle_for_worker, pickle_invocation, run_pickled_step
 from mlzen.spec import PipelineSpec
 from mlzen.steps import Step
 from mlzen.store.metadata import MetadataStore
@@ -49,6 +49,7 @@ class LocalExecutor(StepExecutor):
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
         self._process_steps = 0
+        self._pickled_artifacts: bytes | None = None
 
     def init(self, spec: PipelineSpec) -> None:
         self._default = spec.settings.get("executor", self._default)
@@ -71,10 +72,18 @@ class LocalExecutor(StepExecutor):
     def submit(self, launch: StepLaunch, step: Step) -> Future[StepOutcome]:
         if launch.step.settings.get("executor", self._default) == "processes":
             return self._process_pool().submit(
-                run_step_in_worker, self._store.url, _dumps(launch, step, self._artifacts)
+                run_pickled_step,
+                self._store.url,
+                self._artifacts_blob(),
+                pickle_invocation(launch, step),
             )
         assert self._threads is not None, "init() must run before submit()"
         return self._threads.submit(run_step, launch, step, self._store, self._artifacts)
+
+    def _artifacts_blob(self) -> bytes:
+        if self._pickled_artifacts is None:
+            self._pickled_artifacts = pickle_for_worker(self._artifacts)
+        return self._pickled_artifacts
 
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:
@@ -105,27 +114,6 @@ class LocalExecutor(StepExecutor):
         if self._processes is not None:
             self._processes.shutdown(wait=True, cancel_futures=True)
             self._processes = None
-
-
-def _dumps(launch: StepLaunch, step: Step, artifacts: ArtifactStore) -> bytes:
-    import cloudpickle
-
-    # The artifact store travels whole (its endpoint and credentials included), not as a
-    # URL: a worker must write exactly where the driver's stack says.
-    return cloudpickle.dumps((launch, step, artifacts))  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=4)
-def _worker_store(store_url: str) -> MetadataStore:
-    return MetadataStore(store_url)
-
-
-def run_step_in_worker(store_url: str, payload: bytes) -> Any:
-    """Entry point of a worker process: unpack one invocation and run it."""
-    import cloudpickle
-
-    launch, step, artifacts = cloudpickle.loads(payload)
-    return run_step(launch, step, _worker_store(store_url), artifacts)
 
 
 class LocalOrchestrator(OrchestratorComponent):

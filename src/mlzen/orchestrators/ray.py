@@ -42,7 +42,7 @@ import sys
 import sysconfig
 import threading
 from concurrent.futures import Future
-from functools import cache, lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -50,7 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlzen.errors import ConfigError, MlzenError
 from mlzen.flavors import Flavor, OrchestratorComponent
 from mlzen.orchestrators.base import StepExecutor
-from mlzen.runtime.run_step import StepLaunch, StepOutcome, run_step
+from mlzen.runtime.run_step import StepLaunch, StepOutcome
+from mlzen.runtime.worker import pickle_for_worker, pickle_invocation, run_pickled_step
 from mlzen.store.metadata import MetadataStore
 
 if TYPE_CHECKING:
@@ -463,9 +464,7 @@ class RayExecutor(StepExecutor):
         # Every step's request is checked before a cluster is touched, so a typo fails
         # the run before it starts (or starts a cluster).
         self._options = {step.id: task_options(step) for step in spec.steps.values()}
-        import cloudpickle
-
-        self._artifacts_blob = cloudpickle.dumps(self._artifacts)
+        self._artifacts_blob = pickle_for_worker(self._artifacts)
         ray = import_ray()
         runtime_env = worker_runtime_env(self._config.runtime_env)
         self._task_runtime_env = _CLUSTER.acquire(ray, self._config, runtime_env)
@@ -490,7 +489,7 @@ class RayExecutor(StepExecutor):
         if self._task_runtime_env is not None:
             options["runtime_env"] = self._task_runtime_env
         ref = self._task.options(**options).remote(
-            self._store.url, self._artifacts_blob, launch, step
+            self._store.url, self._artifacts_blob, pickle_invocation(launch, step)
         )
         future: Future[StepOutcome] = ref.future()
         self._running = [(r, f) for r, f in self._running if not f.done()]
@@ -534,22 +533,4 @@ def _check_fits(available: dict[str, float], options: dict[str, dict[str, Any]])
 
 @cache
 def _ray_task() -> Any:
-    return import_ray().remote(run_step_in_ray_worker)
-
-
-# -- inside a Ray worker -----------------------------------------------------------------
-
-
-@lru_cache(maxsize=8)
-def _worker_stores(store_url: str, artifacts_blob: bytes) -> tuple[MetadataStore, ArtifactStore]:
-    import cloudpickle
-
-    return MetadataStore(store_url), cloudpickle.loads(artifacts_blob)
-
-
-def run_step_in_ray_worker(
-    store_url: str, artifacts_blob: bytes, launch: StepLaunch, step: Step
-) -> StepOutcome:
-    """The Ray task: run one invocation with this worker's (cached) stores."""
-    store, artifacts = _worker_stores(store_url, artifacts_blob)
-    return run_step(launch, step, store, artifacts)
+    return import_ray().remote(run_pickled_step)

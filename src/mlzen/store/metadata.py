@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from mlzen.errors import StoreError
 from mlzen.store import tables as t
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 RUNNING = "running"
 FINISHED_STATUSES = ("completed", "cached")
 _engines: dict[str, Engine] = {}
@@ -64,6 +64,8 @@ class OutputRecord:
     data_type: str
     size: int
     metadata: Mapping[str, Any]
+    #: ``(name, kind, uri)`` of each visualization published beside the artifact.
+    visualizations: Sequence[tuple[str, str, str]] = ()
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -438,6 +440,20 @@ class MetadataStore:
                                 for name, version_id in created.items()
                             ],
                         )
+                    visualizations = [
+                        {
+                            "id": new_id(),
+                            "artifact_version_id": created[o.name],
+                            "name": name,
+                            "kind": kind,
+                            "uri": uri,
+                            "created_at": now,
+                        }
+                        for o in outputs
+                        for name, kind, uri in o.visualizations
+                    ]
+                    if visualizations:
+                        connection.execute(insert(t.artifact_visualizations), visualizations)
                     rows = [("step_run", step_run_id, k, v) for k, v in (metadata or {}).items()]
                     for name, values in (output_metadata or {}).items():
                         if name in created:

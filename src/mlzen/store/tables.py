@@ -178,3 +178,125 @@ project_settings = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# -- the model control plane ----------------------------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_at", DateTime, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("model_id", ID, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    # none / staging / production / archived; at most one version per model holds
+    # staging or production (enforced by promote, which demotes the previous holder).
+    Column("stage", String(16), nullable=False),
+    Column("description", Text),
+    # The pipeline run that created this version, if a run did.
+    Column("run_id", ID, ForeignKey("pipeline_runs.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    Index("ix_model_versions_model_stage", "model_id", "stage"),
+)
+
+model_version_artifacts = Table(
+    "model_version_artifacts",
+    metadata,
+    Column(
+        "model_version_id",
+        ID,
+        ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The output name the artifact is reached by (``get_artifact("model")``).
+    Column("name", String(255), primary_key=True),
+    Column(
+        "artifact_version_id",
+        ID,
+        ForeignKey("artifact_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("step_run_id", ID, ForeignKey("step_runs.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_model_version_artifacts_version", "artifact_version_id"),
+)
+
+# -- visualizations, stored as files beside their artifact -----------------------------
+
+artifact_visualizations = Table(
+    "artifact_visualizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "artifact_version_id",
+        ID,
+        ForeignKey("artifact_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(255), nullable=False),
+    # html / png / svg / csv / markdown
+    Column("kind", String(16), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("artifact_version_id", "name", name="uq_artifact_visualizations_name"),
+)
+
+# -- model deployments ------------------------------------------------------------------
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column(
+        "model_version_id",
+        ID,
+        ForeignKey("model_versions.id", ondelete="SET NULL"),
+    ),
+    Column("flavor", String(64), nullable=False),
+    # starting / running / stopped / crashed
+    Column("status", String(16), nullable=False),
+    Column("url", Text),
+    Column("pid", Integer),
+    Column("config", JSON, nullable=False),
+    Column("log_path", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# -- the team server: users and API keys --------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    # admin / editor / viewer
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The first characters of the key, shown in listings and used to find the row;
+    # the key itself is stored only as a hash.
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("key_hash", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime),
+    Column("revoked_at", DateTime),
+)

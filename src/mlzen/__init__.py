@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mlzen.client import PipelineRun as PipelineRun
     from mlzen.client import StepRun as StepRun
     from mlzen.comparison import compare as compare
+    from mlzen.model import Model as Model
+    from mlzen.model_versions import ModelVersion as ModelVersion
     from mlzen.pipelines import Pipeline as Pipeline
     from mlzen.pipelines import pipeline as pipeline
     from mlzen.runtime.context import StepContext as StepContext
@@ -49,6 +51,8 @@ _LAZY = {
     "PipelineRun": "mlzen.client",
     "StepRun": "mlzen.client",
     "compare": "mlzen.comparison",
+    "Model": "mlzen.model",
+    "ModelVersion": "mlzen.model_versions",
     "StepContext": "mlzen.runtime.context",
     "get_step_context": "mlzen.runtime.context",
     "log_metadata": "mlzen.runtime.context",
@@ -61,6 +65,8 @@ __all__ = [
     "Client",
     "Materializer",
     "MlzenError",
+    "Model",
+    "ModelVersion",
     "Pipeline",
     "PipelineRun",
     "Step",

@@ -20,6 +20,7 @@ from mlzen.stack import Stack, active_stack
 
 if TYPE_CHECKING:
     from mlzen.comparison import RunDiff
+    from mlzen.model_versions import ModelVersion, RegisteredModel
     from mlzen.spec import PipelineSpec
     from mlzen.steps import Step
 
@@ -257,6 +258,10 @@ class Client:
         from mlzen.store.metadata import new_id, utcnow
 
         self.stack.validate()
+        from mlzen.store.models import check_references
+
+        # Fail before the run starts if it names a model version that does not exist.
+        check_references(self.store, [s.model for s in spec.steps.values()])
 
         reuse: dict[str, dict[str, Any]] = {}
         resumed_from_id = None
@@ -445,10 +450,65 @@ class Client:
         new_run = new if isinstance(new, PipelineRun) else self.get_pipeline_run(new)
         return compare_runs(self, old_run, new_run, artifact=artifact)
 
+    # -- models -------------------------------------------------------------------------
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every model, by name, with its version count and staged versions."""
+        from mlzen.model_versions import RegisteredModel
+        from mlzen.store import models
+
+        return [RegisteredModel(self, row) for row in models.list_models(self.store)]
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """The model called ``name``.
+
+        Raises:
+            NotFoundError: no such model; lists the known ones.
+        """
+        from mlzen.model_versions import RegisteredModel
+        from mlzen.store import models
+
+        return RegisteredModel(self, models.get_model(self.store, name))
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """The versions of model ``name``, newest first.
+
+        Raises:
+            NotFoundError: no such model.
+        """
+        from mlzen.model_versions import ModelVersion
+        from mlzen.store import models
+
+        models.get_model(self.store, name)
+        return [ModelVersion(self, row) for row in models.list_versions(self.store, name)]
+
+    def get_model_version(self, name_or_id: str, version: int | str | None = None) -> ModelVersion:
+        """A version of model ``name_or_id``: by number, ``"latest"`` (the default),
+        ``"staging"``, ``"production"`` or ``"archived"`` (the newest archived one); or a
+        version by its id.
+
+        Raises:
+            NotFoundError: no such model or version; lists the model's versions.
+
+        Example:
+            >>> Client().get_model_version("churn", "production").get_artifact("model").load()
+        """
+        from mlzen.model_versions import ModelVersion
+        from mlzen.store import models
+
+        return ModelVersion(self, models.find_version(self.store, name_or_id, version))
+
+    def _artifact_versions_by_name(self, ids: dict[str, str]) -> dict[str, ArtifactVersion]:
+        from mlzen.store import queries
+
+        rows = queries.get_artifact_versions(self.store, ids.values())
+        return {name: ArtifactVersion(self, rows[i]) for name, i in ids.items() if i in rows}
+
     # -- metadata -----------------------------------------------------------------------
 
     def add_metadata(self, entity_type: str, entity_id: str, values: dict[str, Any]) -> None:
-        """Attach metadata to a ``pipeline_run``, ``step_run`` or ``artifact_version``."""
+        """Attach metadata to a ``pipeline_run``, ``step_run``, ``artifact_version`` or
+        ``model_version``."""
         self.store.add_metadata(entity_type, entity_id, values)
 
     def _metadata(self, entity_type: str, entity_id: str) -> dict[str, Any]:

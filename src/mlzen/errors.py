@@ -18,6 +18,7 @@ The tree::
     │   ├── MaterializerError       a value that could not be saved or loaded
     │   └── ArtifactCorruptedError  stored bytes whose hash no longer matches
     ├── StoreError                  the metadata store could not be used
+    ├── StageConflictError          a model stage another version holds (pass force)
     └── NotFoundError               a run, step, artifact or version that does not exist
 
 Each message names the thing at fault and ends with what to do about it. Errors
@@ -109,6 +110,10 @@ class ArtifactCorruptedError(ArtifactError):
 
 class StoreError(MlzenError):
     """The metadata store could not be opened, migrated or written."""
+
+
+class StageConflictError(MlzenError):
+    """Promoting a model version to a stage another version holds, without ``force``."""
 
 
 class NotFoundError(MlzenError):

@@ -23,6 +23,7 @@ from mlzen.errors import (
     PlaceholderMisuseError,
     UnknownInputError,
 )
+from mlzen.model import Model
 from mlzen.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
 from mlzen.steps import Step, active_tracer, after_list, check_json_parameter
 
@@ -226,6 +227,7 @@ class StepOverrides:
     retries: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    model: Model | None = None
 
 
 @dataclass
@@ -238,6 +240,7 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     steps: dict[str, StepOverrides] = field(default_factory=dict)
+    model: Model | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
@@ -271,8 +274,12 @@ class RunConfig:
             _reject_unknown(overrides, set(StepOverrides.__dataclass_fields__), where)
             _check_value_types(overrides, where)
             values = {k: v for k, v in overrides.items() if v is not None}
+            if "model" in values:
+                values["model"] = Model.parse(values["model"], f"{where}: model")
             steps[str(step_id)] = StepOverrides(**values)
         values = {k: v for k, v in data.items() if k != "steps" and v is not None}
+        if "model" in values:
+            values["model"] = Model.parse(values["model"], f"{source}: model")
         return cls(steps=steps, **values)
 
     def merged(self, other: RunConfig) -> RunConfig:
@@ -286,6 +293,7 @@ class RunConfig:
                 retries=_first(overrides.retries, base.retries),
                 settings={**base.settings, **overrides.settings},
                 extra={**base.extra, **overrides.extra},
+                model=_first(overrides.model, base.model),
             )
         return RunConfig(
             parameters={**self.parameters, **other.parameters},
@@ -294,6 +302,7 @@ class RunConfig:
             extra={**self.extra, **other.extra},
             run_name=other.run_name or self.run_name,
             steps=steps,
+            model=_first(other.model, self.model),
         )
 
 
@@ -384,6 +393,7 @@ class PipelineBuilder:
             retry_delay=step.options.retry_delay,
             settings=dict(step.options.settings),
             extra=dict(step.options.extra),
+            model=step.options.model.to_dict() if step.options.model is not None else None,
         )
         self.steps[invocation_id] = step
         self._latest[id(step)] = invocation_id
@@ -521,6 +531,7 @@ class PipelineOptions:
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     config: RunConfig = field(default_factory=RunConfig)
+    model: Model | None = None
 
 
 class Pipeline:
@@ -546,10 +557,12 @@ class Pipeline:
         run_name: str | None = None,
         parameters: dict[str, Any] | None = None,
         steps: dict[str, dict[str, Any]] | None = None,
+        model: Model | str | None = None,
     ) -> Pipeline:
         """Return a copy of this pipeline with configuration laid over its defaults.
 
         A YAML file at ``config_path`` is applied first, the keyword arguments on top.
+        ``model`` links the run's outputs to a model version (see :class:`mlzen.Model`).
 
         Example:
             >>> training.with_options(config_path="run.yaml", enable_cache=False)()
@@ -565,6 +578,7 @@ class Pipeline:
                 "run_name": run_name,
                 "parameters": parameters or {},
                 "steps": steps or {},
+                "model": model,
             },
             source="with_options()",
         )
@@ -599,6 +613,7 @@ class Pipeline:
             parameters=parameters,
             enable_cache=_first(config.enable_cache, self.options.enable_cache),
             settings={**self.options.settings, **config.settings},
+            model=model.to_dict() if (model := self._model(config)) is not None else None,
         )
         spec.topological_order()
         return spec, builder.steps
@@ -649,11 +664,18 @@ class Pipeline:
                 ) from None
         return parameters
 
+    def _model(self, config: RunConfig) -> Model | None:
+        """The run's model: the run configuration's, else the one given to @pipeline."""
+        return _first(config.model, self.options.model)  # type: ignore[no-any-return]
+
     def _apply_step_config(self, builder: PipelineBuilder, config: RunConfig) -> None:
         pipeline_cache = _first(config.enable_cache, self.options.enable_cache)
+        pipeline_model = self._model(config)
         for step_spec in builder.specs.values():
             step_spec.enable_cache = bool(pipeline_cache and step_spec.enable_cache)
             step_spec.settings = {**self.options.settings, **config.settings, **step_spec.settings}
+            if step_spec.model is None and pipeline_model is not None:
+                step_spec.model = pipeline_model.to_dict()
         for step_id, overrides in config.steps.items():
             if step_id not in builder.specs:
                 raise ConfigError(
@@ -691,6 +713,8 @@ class Pipeline:
                 step_spec.retries = overrides.retries
             step_spec.settings.update(overrides.settings)
             step_spec.extra.update(overrides.extra)
+            if overrides.model is not None:
+                step_spec.model = overrides.model.to_dict()
 
     def __call__(self, *args: Any, resume_from: Any = None, **kwargs: Any) -> PipelineRun:
         """Build the pipeline and run it on the active stack.
@@ -721,6 +745,7 @@ def pipeline(
     enable_cache: bool = True,
     settings: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    model: Model | str | None = None,
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
@@ -732,6 +757,7 @@ def pipeline(
     enable_cache: bool = True,
     settings: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    model: Model | str | None = None,
 ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
     """Turn a function that calls steps into a pipeline.
 
@@ -741,6 +767,8 @@ def pipeline(
         enable_cache: ``False`` turns caching off for every step.
         settings: settings passed to every step (steps may override them).
         extra: free-form data recorded with each run.
+        model: link every output of each run to a model version (``Model("churn")``
+            makes a new version per run); a step's own ``model=`` overrides it.
 
     Example:
         >>> @pipeline
@@ -749,11 +777,15 @@ def pipeline(
     """
 
     def decorate(function: Callable[..., Any]) -> Pipeline:
+        pipeline_name = name or function.__name__
         options = PipelineOptions(
-            name=name or function.__name__,
+            name=pipeline_name,
             enable_cache=enable_cache,
             settings=dict(settings or {}),
             extra=dict(extra or {}),
+            model=None
+            if model is None
+            else Model.parse(model, f"Pipeline '{pipeline_name}' model="),
         )
         return Pipeline(function, options)
 

@@ -46,6 +46,9 @@ class StepSpec:
     retry_delay: float = 1.0
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model its outputs are linked to (``Model.to_dict()``): the step's own, else
+    # the pipeline's. Not part of the cache key: linking changes no output.
+    model: dict[str, Any] | None = None
 
     @property
     def upstream(self) -> set[str]:
@@ -76,6 +79,7 @@ class PipelineSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     enable_cache: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,7 @@ class PipelineSpec:
             "parameters": self.parameters,
             "enable_cache": self.enable_cache,
             "settings": self.settings,
+            "model": self.model,
             "steps": [step.to_dict() for step in self.steps.values()],
         }
 
@@ -95,6 +100,7 @@ class PipelineSpec:
             parameters=data.get("parameters", {}),
             enable_cache=data.get("enable_cache", True),
             settings=data.get("settings", {}),
+            model=data.get("model"),
         )
 
     def downstream(self) -> dict[str, set[str]]:

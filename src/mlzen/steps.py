@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, overload
 
 from mlzen.errors import DuplicateOutputError, PipelineDefinitionError, StepDefinitionError
+from mlzen.model import Model
 
 RESERVED_ARGUMENTS = ("id", "after")
 Hook = Callable[..., None]
@@ -199,6 +200,7 @@ class StepOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     on_failure: Hook | None = None
     on_success: Hook | None = None
+    model: Model | None = None
 
 
 class Step:
@@ -273,6 +275,8 @@ class Step:
         _check_retries(merged["name"], merged["retries"])
         merged["settings"] = dict(merged["settings"] or {})
         merged["extra"] = dict(merged["extra"] or {})
+        if merged["model"] is not None:
+            merged["model"] = Model.parse(merged["model"], f"Step '{merged['name']}' model=")
         return Step(self.func, StepOptions(**merged))
 
     def __repr__(self) -> str:
@@ -362,6 +366,7 @@ def step(
     extra: dict[str, Any] | None = None,
     on_failure: Hook | None = None,
     on_success: Hook | None = None,
+    model: Model | str | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -377,6 +382,7 @@ def step(
     extra: dict[str, Any] | None = None,
     on_failure: Hook | None = None,
     on_success: Hook | None = None,
+    model: Model | str | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Turn a plain function into a pipeline step.
 
@@ -390,6 +396,8 @@ def step(
         extra: free-form data recorded with the step.
         on_failure: called as ``hook(exception=..., context=...)`` when the step fails.
         on_success: called as ``hook(context=...)`` when the step succeeds.
+        model: link this step's outputs to a model version (``Model("churn")`` or
+            ``"churn:production"``); overrides the pipeline's ``model``.
 
     Example:
         >>> @step(retries=2)
@@ -416,6 +424,7 @@ def step(
             extra=dict(extra or {}),
             on_failure=on_failure,
             on_success=on_success,
+            model=None if model is None else Model.parse(model, f"Step '{step_name}' model="),
         )
         return Step(function, options)
 

@@ -8,11 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlzen.errors import MlzenError, NotFoundError
+from mlzen.model import ModelVersionInfo
 
 
 @dataclass
 class StepContext:
-    """The running step: its run, its names and the metadata it has logged so far."""
+    """The running step: its run, its names and the metadata it has logged so far.
+
+    ``model_version`` is the model version its outputs are linked to (``None`` when
+    neither the step nor its pipeline has ``model=``).
+    """
 
     run_id: str
     run_name: str
@@ -24,6 +29,8 @@ class StepContext:
     parameters: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     output_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_version: ModelVersionInfo | None = None
+    model_metadata: dict[str, Any] = field(default_factory=dict)
 
     def add_output_metadata(self, output_name: str, metadata: Mapping[str, Any]) -> None:
         """Attach metadata to one of this step's outputs (recorded when it is saved)."""
@@ -101,29 +108,47 @@ def log_metadata(
     step_run_id: str | None = None,
     run_id: str | None = None,
     artifact_version_id: str | None = None,
+    model: bool = False,
+    model_version_id: str | None = None,
 ) -> None:
-    """Attach key/value metadata to a step run, an output artifact or a run.
+    """Attach key/value metadata to a step run, an output artifact, a run or a model
+    version.
 
     Inside a step, with no target, it goes to the running step; with ``artifact_name``
-    to that output of the running step. Outside a step, name the target by id.
+    to that output of the running step; with ``model=True`` to the model version the
+    step's outputs are linked to (recorded with them when the step succeeds). Outside a
+    step, name the target by id.
 
     Example:
         >>> log_metadata({"accuracy": 0.93})                    # inside a step
         >>> log_metadata({"rows": 10}, artifact_name="train")  # an output of the step
+        >>> log_metadata({"auc": 0.91}, model=True)            # the step's model version
     """
     values = _json_values(metadata)
     context = _current.get()
-    targets = [x for x in (step_run_id, run_id, artifact_version_id) if x]
+    targets = [x for x in (step_run_id, run_id, artifact_version_id, model_version_id) if x]
     if context is not None and not targets:
-        if artifact_name is not None:
+        if model:
+            if artifact_name is not None:
+                raise MlzenError("log_metadata() got both artifact_name= and model=True; pass one.")
+            if context.model_version is None:
+                raise MlzenError(
+                    f"log_metadata(..., model=True) in step '{context.invocation_id}', whose "
+                    "outputs are linked to no model. Pass model=Model('name') to @step or "
+                    "@pipeline.",
+                    step_name=context.invocation_id,
+                )
+            context.model_metadata.update(values)
+        elif artifact_name is not None:
             context.add_output_metadata(artifact_name, values)
         else:
             context.metadata.update(values)
         return
-    if len(targets) != 1 or artifact_name is not None:
+    if len(targets) != 1 or artifact_name is not None or model:
         raise MlzenError(
-            "log_metadata() outside a step needs exactly one target: step_run_id=, run_id= "
-            "or artifact_version_id=. Inside a step it needs none (or artifact_name=)."
+            "log_metadata() outside a step needs exactly one target: step_run_id=, run_id=, "
+            "artifact_version_id= or model_version_id=. Inside a step it needs none (or "
+            "artifact_name=, or model=True)."
         )
     from mlzen.config import load_settings
     from mlzen.store.metadata import MetadataStore
@@ -133,5 +158,7 @@ def log_metadata(
         store.add_metadata("step_run", step_run_id, values)
     elif run_id:
         store.add_metadata("pipeline_run", run_id, values)
+    elif model_version_id:
+        store.add_metadata("model_version", model_version_id, values)
     else:
         store.add_metadata("artifact_version", str(artifact_version_id), values)

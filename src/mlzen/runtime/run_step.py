@@ -23,7 +23,8 @@ from typing import Any
 
 from mlzen.artifacts.materializer import load_artifact, save_artifact
 from mlzen.artifacts.store import ArtifactStore
-from mlzen.errors import StepExecutionError
+from mlzen.errors import MlzenError, StepExecutionError
+from mlzen.model import ModelVersionInfo
 from mlzen.runtime.caching import cache_key, cache_key_parts
 from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
 from mlzen.runtime.fingerprint import code_fingerprint, source_of
@@ -32,6 +33,7 @@ from mlzen.spec import StepSpec
 from mlzen.steps import Step
 from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore, OutputRecord
+from mlzen.store.models import resolve_version
 
 COMPLETED, CACHED, FAILED = "completed", "cached", "failed"
 
@@ -100,13 +102,25 @@ def run_step(
         "cache_key_parts": parts,
         "inputs": launch.inputs,
     }
+    try:
+        model_version = _model_version(launch, store)
+    except MlzenError as exc:
+        error = f"{type(exc).__name__}: {exc.message}"
+        step_run_id = store.start_step_run(**record)
+        store.finish_step_run(step_run_id, status=FAILED, attempts=0, error=error)
+        return StepOutcome(spec.id, FAILED, {}, step_run_id, error)
+    model_version_id = model_version.id if model_version is not None else None
     # The artifact store's publishing lock (shared) spans from finding or writing output
     # folders to recording them, so garbage collection never sees them unreferenced.
     with artifacts.publishing():
         hit = _reusable(launch, key, store, artifacts)
         if hit is not None:
             step_run_id = store.start_step_run(
-                **record, status=CACHED, cached_from_id=hit["id"], outputs=hit["outputs"]
+                **record,
+                status=CACHED,
+                cached_from_id=hit["id"],
+                outputs=hit["outputs"],
+                model_version_id=model_version_id,
             )
             return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
 
@@ -120,6 +134,7 @@ def run_step(
         invocation_id=spec.id,
         output_names=spec.output_names,
         parameters=dict(spec.parameters),
+        model_version=model_version,
     )
     token = set_step_context(context)
     attempts = 0
@@ -175,11 +190,29 @@ def run_step(
             logs=logs.getvalue(),
             metadata=context.metadata,
             output_metadata=context.output_metadata,
+            model_version_id=model_version_id,
+            model_metadata=context.model_metadata,
         )
     # After the success is recorded (and outside the publishing lock): a slow hook must
     # neither delay garbage collection nor leave a finished step looking unfinished.
     _call_hook(step.options.on_success, spec.id, context=context)
     return StepOutcome(spec.id, COMPLETED, created, step_run_id)
+
+
+def _model_version(launch: StepLaunch, store: MetadataStore) -> ModelVersionInfo | None:
+    """The model version this invocation's outputs are linked to, created for the run
+    if the step asks for a new one and no other step of the run has created it yet."""
+    model = launch.step.model
+    if model is None:
+        return None
+    row = resolve_version(
+        store,
+        model["name"],
+        model.get("version"),
+        run_id=launch.run_id,
+        description=model.get("description"),
+    )
+    return ModelVersionInfo(row["id"], row["model_name"], row["version"], row["stage"])
 
 
 def _reusable(

@@ -357,8 +357,13 @@ class MetadataStore:
         status: str = RUNNING,
         cached_from_id: str | None = None,
         outputs: Mapping[str, str] | None = None,
+        model_version_id: str | None = None,
     ) -> str:
-        """Record a step run with its input edges (and output edges, for a cache hit)."""
+        """Record a step run with its input edges (and output edges, for a cache hit).
+
+        With ``model_version_id``, a cache hit's outputs are linked to that model version
+        in the same transaction.
+        """
         step_run_id = new_id()
         now = utcnow()
         edges = [
@@ -368,28 +373,38 @@ class MetadataStore:
             {"step_run_id": step_run_id, "direction": "output", "name": n, "artifact_version_id": a}
             for n, a in (outputs or {}).items()
         ]
-        with self.write() as connection:
-            connection.execute(
-                insert(t.step_runs).values(
-                    id=step_run_id,
-                    run_id=run_id,
-                    step_id=step_id,
-                    step_name=step_name,
-                    status=status,
-                    parameters=parameters,
-                    config=config,
-                    source=source,
-                    code_hash=code_hash,
-                    cache_key=cache_key,
-                    cache_key_parts=cache_key_parts,
-                    cached_from_id=cached_from_id,
-                    started_at=now,
-                    ended_at=None if status == RUNNING else now,
-                    attempts=0,
-                )
-            )
-            if edges:
-                connection.execute(insert(t.step_run_artifacts), edges)
+        for attempt in range(10):
+            try:
+                with self.write() as connection:
+                    connection.execute(
+                        insert(t.step_runs).values(
+                            id=step_run_id,
+                            run_id=run_id,
+                            step_id=step_id,
+                            step_name=step_name,
+                            status=status,
+                            parameters=parameters,
+                            config=config,
+                            source=source,
+                            code_hash=code_hash,
+                            cache_key=cache_key,
+                            cache_key_parts=cache_key_parts,
+                            cached_from_id=cached_from_id,
+                            started_at=now,
+                            ended_at=None if status == RUNNING else now,
+                            attempts=0,
+                        )
+                    )
+                    if edges:
+                        connection.execute(insert(t.step_run_artifacts), edges)
+                    if model_version_id is not None and outputs:
+                        self._link_to_model(connection, model_version_id, outputs, step_run_id, now)
+                break
+            except IntegrityError:
+                # Only a model link can collide: another step of the same model version
+                # linked an output of the same name at the same moment. Retry.
+                if model_version_id is None or attempt == 9:
+                    raise
         return step_run_id
 
     def finish_step_run(
@@ -403,11 +418,17 @@ class MetadataStore:
         logs: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         output_metadata: Mapping[str, Mapping[str, Any]] | None = None,
+        model_version_id: str | None = None,
+        model_metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, str]:
         """Record a step run's outcome and outputs in one transaction.
 
         A step run that is no longer ``running`` (its run was stopped or declared crashed
         meanwhile) keeps that status: nothing is recorded for it.
+
+        With ``model_version_id``, the outputs are linked to that model version (by
+        output name, replacing an earlier link of the same name) and ``model_metadata``
+        is recorded on it, in the same transaction.
 
         Returns:
             The new artifact version id of each output, by output name.
@@ -460,6 +481,12 @@ class MetadataStore:
                             rows += [
                                 ("artifact_version", created[name], k, v) for k, v in values.items()
                             ]
+                    if model_version_id is not None:
+                        self._link_to_model(connection, model_version_id, created, step_run_id, now)
+                        rows += [
+                            ("model_version", model_version_id, k, v)
+                            for k, v in (model_metadata or {}).items()
+                        ]
                     self._insert_metadata(connection, rows, now)
                     connection.execute(
                         update(t.step_runs)
@@ -515,6 +542,38 @@ class MetadataStore:
         )
         return version_id
 
+    @staticmethod
+    def _link_to_model(
+        connection: Connection,
+        model_version_id: str,
+        outputs: Mapping[str, str],
+        step_run_id: str,
+        now: datetime,
+    ) -> None:
+        """Link artifact versions to a model version by name; a name linked before now
+        points at the new artifact version (the latest output of that name wins)."""
+        if not outputs:
+            return
+        links = t.model_version_artifacts
+        connection.execute(
+            delete(links).where(
+                links.c.model_version_id == model_version_id, links.c.name.in_(list(outputs))
+            )
+        )
+        connection.execute(
+            insert(links),
+            [
+                {
+                    "model_version_id": model_version_id,
+                    "name": name,
+                    "artifact_version_id": version_id,
+                    "step_run_id": step_run_id,
+                    "created_at": now,
+                }
+                for name, version_id in outputs.items()
+            ],
+        )
+
     def _get_or_create(self, table: Any, name: str) -> str:
         """The id of the ``pipelines`` or ``artifacts`` row named ``name``, made if new.
 
@@ -547,9 +606,12 @@ class MetadataStore:
 
     def delete_run(self, run_id: str) -> int:
         """Delete a run, its step runs, lineage and metadata, and the artifact versions it
-        produced that no other step run uses. Returns how many versions were deleted.
+        produced that no other step run uses and no model version links. Returns how
+        many versions were deleted.
 
-        The artifact files stay until ``mlzen gc`` finds them unreferenced.
+        Model versions the run created stay (with no run), and so do the artifact
+        versions they link, and so their files. The artifact files of deleted versions
+        stay until ``mlzen gc`` finds them unreferenced.
         """
         with self.write() as connection:
             step_run_ids = select(t.step_runs.c.id).where(t.step_runs.c.run_id == run_id)
@@ -572,7 +634,18 @@ class MetadataStore:
                 if produced
                 else set()
             )
-            orphaned = produced - used_elsewhere
+            linked = (
+                set(
+                    connection.execute(
+                        select(t.model_version_artifacts.c.artifact_version_id).where(
+                            t.model_version_artifacts.c.artifact_version_id.in_(produced)
+                        )
+                    ).scalars()
+                )
+                if produced
+                else set()
+            )
+            orphaned = produced - used_elsewhere - linked
             connection.execute(
                 delete(t.run_metadata).where(
                     or_(
@@ -599,6 +672,17 @@ class MetadataStore:
                 connection.execute(
                     delete(t.artifact_versions).where(t.artifact_versions.c.id.in_(orphaned))
                 )
+            # The foreign keys say SET NULL too; said here for databases that ignore them.
+            connection.execute(
+                update(t.model_version_artifacts)
+                .where(t.model_version_artifacts.c.step_run_id.in_(step_run_ids))
+                .values(step_run_id=None)
+            )
+            connection.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.run_id == run_id)
+                .values(run_id=None)
+            )
             connection.execute(delete(t.step_runs).where(t.step_runs.c.run_id == run_id))
             connection.execute(delete(t.pipeline_runs).where(t.pipeline_runs.c.id == run_id))
         return len(orphaned)
@@ -606,7 +690,7 @@ class MetadataStore:
     # -- metadata ---------------------------------------------------------------------
 
     def add_metadata(self, entity_type: str, entity_id: str, values: Mapping[str, Any]) -> None:
-        """Attach key/value metadata to a run, step run or artifact version."""
+        """Attach key/value metadata to a run, step run, artifact or model version."""
         with self.write() as connection:
             self._insert_metadata(
                 connection, [(entity_type, entity_id, k, v) for k, v in values.items()], utcnow()

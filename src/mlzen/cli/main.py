@@ -27,6 +27,7 @@ COMMANDS = {
     "component": "mlzen.cli.component:component",
     "secret": "mlzen.cli.secret:secret",
     "diff": "mlzen.cli.diff:diff",
+    "models": "mlzen.cli.models:models",
 }
 
 

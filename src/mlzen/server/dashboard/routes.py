@@ -1,0 +1,467 @@
+"""The dashboard's pages: thin handlers that read through the Client and
+``dashboard.queries`` and render a Jinja2 template.
+
+A page request without a valid session goes to ``/login`` and comes back after it. The
+two JSON endpoints that ``live.js`` polls answer 401 instead, like the REST API.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from mlzen.client import Client
+from mlzen.errors import MlzenError, NotFoundError
+from mlzen.server.auth import (
+    User,
+    authenticate_password,
+    clear_session_cookie,
+    require_viewer,
+    set_session_cookie,
+    user_from_request,
+)
+from mlzen.server.dashboard import dag, graphs, queries
+from mlzen.server.deps import get_client
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+PER_PAGE = 50
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+router = APIRouter(include_in_schema=False)
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def _login_required(request: Request) -> User:
+    user = user_from_request(request)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "Log in first.", headers={"Location": _login_url(target)})
+    return user
+
+
+PageUser = Annotated[User, Depends(_login_required)]
+ApiUser = Annotated[User, Depends(require_viewer)]
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def _login_url(target: str) -> str:
+    return "/login" + (f"?{urlencode({'next': target})}" if target not in ("", "/") else "")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server, so the login form cannot redirect elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/runs"
+    return target
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    context = {"user": getattr(request.state, "user", None), **context}
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def html_errors(handler: Handler) -> Handler:
+    """Render an ``MlzenError`` raised by a page as an error page, not as JSON."""
+
+    @functools.wraps(handler)
+    def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(request, *args, **kwargs)
+        except NotFoundError as exc:
+            return _render(request, "error.html", {"error": exc, "title": "Not found"}, 404)
+        except MlzenError as exc:
+            return _render(request, "error.html", {"error": exc, "title": "Error"}, 409)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _span(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "—"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+def _short_type(data_type: str) -> str:
+    return data_type.rpartition(".")[2] or data_type
+
+
+templates.env.filters.update(
+    duration=_duration,
+    when=_when,
+    size=_size,
+    pretty=queries.as_json,
+    short_type=_short_type,
+)
+templates.env.globals.update(
+    span=_span, step_href=graphs.step_href, artifact_href=graphs.artifact_href
+)
+
+
+# -- login --------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    if user_from_request(request) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _render(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/runs",
+) -> Response:
+    user = authenticate_password(request.app.state.store, name, password)
+    if user is None:
+        context = {"next": _safe_next(next), "error": "Wrong user name or password.", "name": name}
+        return _render(request, "login.html", context, status_code=401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(response, user, store=request.app.state.store)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/")
+def home(user: PageUser) -> Response:
+    return RedirectResponse("/runs", status_code=303)
+
+
+# -- pipelines ----------------------------------------------------------------------------
+
+
+@router.get("/pipelines")
+@html_errors
+def pipelines(request: Request, user: PageUser, client: ClientDep) -> Response:
+    return _render(request, "pipelines.html", {"pipelines": client.list_pipelines()})
+
+
+@router.get("/pipelines/{name}")
+@html_errors
+def pipeline(request: Request, name: str, user: PageUser, client: ClientDep) -> Response:
+    row = client.get_pipeline(name)
+    spec = queries.latest_spec(client.store, row["id"])
+    svg = None
+    if spec is not None:
+        nodes, edges = graphs.run_graph(spec, {}, run_id=None, run_status="")
+        svg = dag.render_svg(dag.layout(nodes, edges), title=f"DAG of pipeline {name}")
+    runs = queries.run_page(client.store, pipeline=name, per_page=20)
+    return _render(request, "pipeline.html", {"pipeline": row, "svg": svg, "runs": runs})
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def _run_filters(pipeline: str | None, status: str | None, q: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("pipeline", pipeline), ("status", status), ("q", q)) if v}
+
+
+def _run_page(
+    client: Client, pipeline: str | None, status: str | None, q: str | None, page: int
+) -> queries.RunPage:
+    found = queries.run_page(
+        client.store, pipeline=pipeline, status=status, search=q, page=page, per_page=PER_PAGE
+    )
+    running = [run["id"] for run in found.runs if run["status"] == "running"]
+    if running and client.store.expire_stale_runs(running):
+        found = queries.run_page(
+            client.store, pipeline=pipeline, status=status, search=q, page=page, per_page=PER_PAGE
+        )
+    return found
+
+
+@router.get("/runs")
+@html_errors
+def runs(
+    request: Request,
+    user: PageUser,
+    client: ClientDep,
+    pipeline: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    filters = _run_filters(pipeline, status, q)
+    found = _run_page(client, pipeline, status, q, page)
+    context = {
+        "page": found,
+        "filters": filters,
+        "query": urlencode({**filters, "page": page}),
+        "filter_query": urlencode(filters),
+        "pipelines": queries.pipeline_names(client.store),
+        "statuses": queries.RUN_STATUSES,
+    }
+    return _render(request, "runs.html", context)
+
+
+@router.get("/runs/rows")
+def run_rows(
+    request: Request,
+    user: ApiUser,
+    client: ClientDep,
+    pipeline: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    """The rows of the runs table alone, which ``live.js`` swaps in."""
+    found = _run_page(client, pipeline, status, q, page)
+    return _render(request, "_run_rows.html", {"page": found})
+
+
+@router.get("/runs/{run_ref}")
+@html_errors
+def run(request: Request, run_ref: str, user: PageUser, client: ClientDep) -> Response:
+    found = client.get_pipeline_run(run_ref)
+    steps = {step_id: step._row for step_id, step in found.steps.items()}
+    nodes, edges = graphs.run_graph(
+        found.spec_data, steps, run_id=found.id, run_status=found.status
+    )
+    svg = dag.render_svg(dag.layout(nodes, edges), title=f"DAG of run {found.name}")
+    order = [step["id"] for step in found.spec_data.get("steps", [])]
+    rows = [
+        {
+            "id": step_id,
+            "status": graphs.step_status(steps.get(step_id), found.status),
+            "run": steps.get(step_id),
+        }
+        for step_id in order
+    ]
+    context = {"run": found, "svg": svg, "steps": rows, "metadata": found.metadata}
+    return _render(request, "run.html", context)
+
+
+@router.get("/runs/{run_id}/live.json")
+def run_live(run_id: str, user: ApiUser, client: ClientDep) -> JSONResponse:
+    """A run's status and its steps' statuses, for ``live.js``."""
+    store = client.store
+    states = queries.run_states(store, [run_id])
+    if run_id in states and states[run_id]["status"] == "running":
+        if store.expire_stale_runs([run_id]):
+            states = queries.run_states(store, [run_id])
+    if run_id not in states:
+        return JSONResponse({"detail": f"No pipeline run with id '{run_id}'."}, status_code=404)
+    state = states[run_id]
+    steps = {
+        row["step_id"]: {
+            "status": row["status"],
+            "duration": _duration(_span(row["started_at"], row["ended_at"])),
+        }
+        for row in queries.step_states(store, run_id)
+    }
+    return JSONResponse(
+        {
+            "status": state["status"],
+            "duration": _duration(_span(state["created_at"], state["ended_at"])),
+            "ended_at": _when(state["ended_at"]),
+            "steps": steps,
+            "pending": graphs.PENDING if state["status"] == "running" else graphs.NOT_RUN,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/runs/{run_ref}/steps/{step_id}")
+@html_errors
+def step(
+    request: Request, run_ref: str, step_id: str, user: PageUser, client: ClientDep
+) -> Response:
+    from mlzen.explain import CacheExplanation, explain_step
+
+    found = client.get_pipeline_run(run_ref)
+    specs = {s["id"]: s for s in found.spec_data.get("steps", [])}
+    if step_id not in specs:
+        raise NotFoundError(
+            f"Run '{found.name}' has no step '{step_id}'. Its steps: {', '.join(specs)}.",
+            step_name=step_id,
+        )
+    step_run = found.steps.get(step_id)
+    explanation: CacheExplanation | MlzenError | None = None
+    if step_run is not None and step_run.status != "running":
+        try:
+            explanation = explain_step(client, found.id, step_id)
+        except MlzenError as exc:
+            explanation = exc
+    context = {
+        "run": found,
+        "spec": specs[step_id],
+        "step": step_run,
+        "status": graphs.step_status(step_run._row if step_run else None, found.status),
+        "inputs": step_run.inputs if step_run else {},
+        "outputs": step_run.outputs if step_run else {},
+        "metadata": step_run.metadata if step_run else {},
+        "explanation": explanation,
+        "cached_from": (
+            client.get_run_step(step_run.cached_from_id)
+            if step_run is not None and step_run.cached_from_id
+            else None
+        ),
+    }
+    return _render(request, "step.html", context)
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+@router.get("/artifacts")
+@html_errors
+def artifacts(request: Request, user: PageUser, client: ClientDep) -> Response:
+    from mlzen.store import queries as store_queries
+
+    summaries = store_queries.artifact_summaries(client.store)
+    return _render(request, "artifacts.html", {"artifacts": summaries})
+
+
+@router.get("/artifacts/{name}")
+@html_errors
+def artifact_latest(request: Request, name: str, user: PageUser, client: ClientDep) -> Response:
+    version = client.get_artifact_version(name)
+    return RedirectResponse(graphs.artifact_href(version.id), status_code=303)
+
+
+@router.get("/artifact-versions/{version_id}")
+@html_errors
+def artifact_version(
+    request: Request, version_id: str, user: PageUser, client: ClientDep
+) -> Response:
+    from mlzen.store import queries as store_queries
+
+    row = store_queries.get_artifact_versions(client.store, [version_id]).get(version_id)
+    if row is None:
+        raise NotFoundError(
+            f"No artifact version with id '{version_id}'.", artifact_version_id=version_id
+        )
+    version = client.get_artifact_version(version_id)
+    found = queries.lineage(client.store, version_id)
+    nodes, edges = graphs.lineage_graph(found, version_id)
+    svg = dag.render_svg(dag.layout(nodes, edges), title=f"Lineage of {version.name}")
+    producer = found.step_runs.get(version.producer_step_run_id or "")
+    context = {
+        "version": version,
+        "metadata": version.metadata,
+        "svg": svg,
+        "truncated": found.truncated,
+        "producer": producer,
+        "consumers": [
+            found.step_runs[step] for v, step, _ in sorted(found.edges) if v == version_id
+        ],
+        "visualizations": queries.visualizations(client.store, version_id),
+        "siblings": queries.artifact_siblings(client.store, row["artifact_id"]),
+        "models": queries.models_of_artifact(client.store, version_id),
+    }
+    return _render(request, "artifact.html", context)
+
+
+@router.get("/artifact-versions/{version_id}/visualizations/{name}")
+def visualization_file(
+    request: Request, version_id: str, name: str, user: ApiUser, client: ClientDep
+) -> Response:
+    """A recorded visualization's file. Only URIs recorded in the store are read, through
+    the artifact store, which checks the folder's hash; HTML is sandboxed."""
+    from mlzen.artifacts.visualization import MEDIA_TYPES, visualization_path
+
+    row = queries.visualization(client.store, version_id, name)
+    if row is None:
+        return JSONResponse({"detail": f"No visualization '{name}'."}, status_code=404)
+    try:
+        path = visualization_path(client.stack.artifact_store, row["uri"])
+    except MlzenError as exc:
+        return JSONResponse({"detail": exc.message}, status_code=404)
+    headers = {
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+    }
+    media_type = MEDIA_TYPES.get(row["kind"], "application/octet-stream")
+    if row["kind"] in ("csv", "markdown"):
+        media_type = "text/plain; charset=utf-8"
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+@router.get("/models")
+@html_errors
+def models(request: Request, user: PageUser, client: ClientDep) -> Response:
+    return _render(request, "models.html", {"models": queries.list_models(client.store)})
+
+
+@router.get("/models/{name}")
+@html_errors
+def model(request: Request, name: str, user: PageUser, client: ClientDep) -> Response:
+    row, versions = queries.model_versions(client.store, name)
+    return _render(request, "model.html", {"model": row, "versions": versions})
+
+
+# -- comparison ---------------------------------------------------------------------------
+
+
+@router.get("/compare")
+@html_errors
+def compare(
+    request: Request,
+    user: PageUser,
+    client: ClientDep,
+    old: str | None = None,
+    new: str | None = None,
+    run: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    """Compare runs ``old`` and ``new``; or the two ``run`` values ticked on the runs page,
+    the older one first."""
+    if run and len(run) == 2 and not (old or new):
+        pair = sorted((client.get_pipeline_run(r) for r in run), key=lambda r: r.created_at)
+        query = urlencode({"old": pair[0].id, "new": pair[1].id})
+        return RedirectResponse(f"/compare?{query}", status_code=303)
+    diff = client.compare_runs(old, new) if old and new else None
+    return _render(request, "compare.html", {"diff": diff, "old": old or "", "new": new or ""})

@@ -1,0 +1,250 @@
+"""The dashboard's pages over real HTTP (uvicorn on 127.0.0.1, SQLite and PostgreSQL):
+login, runs, run DAG, live status, step, artifact, visualizations, models, compare."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import insert
+
+from mlzen import Client
+from mlzen.server.dashboard import routes
+from mlzen.store import tables as t
+from mlzen.store.metadata import new_id, utcnow
+from tests.unit.server.conftest import PASSWORDS, LiveServer
+from tests.unit.server.pipelines_for_server import training
+
+
+def browser(live: LiveServer, role: str = "viewer") -> httpx.Client:
+    """An HTTP client logged in through the login form, holding the session cookie."""
+    client = httpx.Client(base_url=live.url, timeout=30)
+    response = client.post(
+        "/login", data={"name": role, "password": PASSWORDS[role], "next": "/runs"}
+    )
+    if response.status_code != 303:
+        client.close()
+    assert response.status_code == 303
+    assert response.headers["location"] == "/runs"
+    assert "mlzen_session" in client.cookies
+    return client
+
+
+@pytest.fixture
+def viewer(live: LiveServer) -> Iterator[httpx.Client]:
+    client = browser(live)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def two_runs(live: LiveServer) -> tuple[str, str]:
+    first = training(rows=20, C=1.0)
+    second = training(rows=40, C=0.5)
+    return first.id, second.id
+
+
+def test_pages_send_anonymous_visitors_to_the_login_form(live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url, timeout=30) as anonymous:
+        for path in ("/", "/runs", "/runs/x", "/pipelines", "/artifacts", "/models", "/compare"):
+            response = anonymous.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"].startswith("/login")
+        response = anonymous.get("/runs?status=failed")
+        assert response.headers["location"] == "/login?next=%2Fruns%3Fstatus%3Dfailed"
+        for path in ("/runs/rows", "/runs/x/live.json", "/artifact-versions/x/visualizations/p"):
+            assert anonymous.get(path).status_code == 401, path
+        form = anonymous.get("/login")
+        assert form.status_code == 200
+        assert '<input name="password" type="password"' in form.text
+
+
+def test_login_rejects_a_wrong_password_and_never_redirects_off_site(live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        wrong = client.post("/login", data={"name": "viewer", "password": "nope-nope"})
+        assert wrong.status_code == 401
+        assert "Wrong user name or password." in wrong.text
+        assert "mlzen_session" not in client.cookies
+        for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+            response = client.post(
+                "/login",
+                data={"name": "viewer", "password": PASSWORDS["viewer"], "next": target},
+            )
+            assert response.headers["location"] == "/runs"
+        response = client.post(
+            "/login",
+            data={"name": "viewer", "password": PASSWORDS["viewer"], "next": "/models"},
+        )
+        assert response.headers["location"] == "/models"
+        assert client.get("/runs").status_code == 200
+        client.post("/logout")
+        assert "mlzen_session" not in client.cookies
+        assert client.get("/runs").status_code == 303
+
+
+def test_runs_page_lists_filters_and_pages_runs(
+    live: LiveServer, viewer: httpx.Client, two_runs: tuple[str, str], monkeypatch
+) -> None:
+    first, second = (Client().get_pipeline_run(r) for r in two_runs)
+    page = viewer.get("/runs")
+    assert page.status_code == 200
+    assert page.text.index(second.name) < page.text.index(first.name)  # newest first
+    assert 'data-live-rows="/runs/rows?page=1"' in page.text
+    assert viewer.get("/runs", params={"status": "failed"}).text.count('class="run-link"') == 0
+    assert viewer.get("/runs", params={"pipeline": "training"}).text.count("run-link") == 2
+    found = viewer.get("/runs", params={"q": second.name[-6:]})
+    assert second.name in found.text and first.name not in found.text
+    monkeypatch.setattr(routes, "PER_PAGE", 1)
+    page_two = viewer.get("/runs", params={"page": 2})
+    assert first.name in page_two.text and second.name not in page_two.text
+    assert "page 2 of 2 · 2 runs" in page_two.text
+    rows = viewer.get("/runs/rows")
+    assert rows.text.lstrip().startswith("<tr") and second.name in rows.text
+
+
+def test_run_page_draws_the_dag_with_statuses_cache_marks_and_run_facts(
+    viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    run_id = two_runs[1]
+    page = viewer.get(f"/runs/{run_id}")
+    assert page.status_code == 200
+    statuses = dict(re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', page.text))
+    # rows differ between the runs, so no step was a cache hit.
+    assert statuses == {s: "completed" for s in ("load", "split", "train", "evaluate")}
+    assert f'href="/runs/{run_id}/steps/train"' in page.text
+    assert ">train, test<" not in page.text  # split's outputs go to different steps
+    assert re.search(r'class="dag-edge-label"[^>]*>model<', page.text)
+    assert "<th>C</th><td><code>0.5</code>" in page.text
+    assert "git commit" in page.text and "installed packages" in page.text
+    assert f'data-live-run="/runs/{run_id}/live.json"' in page.text
+    cached = training(rows=40, C=0.5)
+    statuses = dict(
+        re.findall(
+            r'data-node="([^"]+)" data-status="([^"]+)"', viewer.get(f"/runs/{cached.id}").text
+        )
+    )
+    assert set(statuses.values()) == {"cached"}
+
+
+def test_live_json_reports_run_and_step_statuses(
+    viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    state = viewer.get(f"/runs/{two_runs[0]}/live.json").json()
+    assert state["status"] == "completed"
+    assert {s: v["status"] for s, v in state["steps"].items()} == {
+        "load": "completed",
+        "split": "completed",
+        "train": "completed",
+        "evaluate": "completed",
+    }
+    assert viewer.get("/runs/missing/live.json").status_code == 404
+
+
+def test_step_page_shows_logs_parameters_links_and_the_cache_explanation(
+    viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    run = Client().get_pipeline_run(two_runs[1])
+    page = viewer.get(f"/runs/{run.id}/steps/load").text
+    assert "loading 40 rows" in page
+    raw = run.steps["load"].outputs["raw"]
+    assert f'href="/artifact-versions/{raw.id}"' in page
+    assert "Not cached: the cache key differs" in page and "<td>rows</td>" in page
+    train = viewer.get(f"/runs/{run.id}/steps/train").text
+    assert "<th>C</th><td><code>0.5</code>" in train
+    missing = viewer.get(f"/runs/{run.id}/steps/nope")
+    assert missing.status_code == 404
+    assert "has no step &#39;nope&#39;" in missing.text
+
+
+def test_artifact_page_shows_facts_visualizations_and_lineage(
+    live: LiveServer, viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    run = Client().get_pipeline_run(two_runs[1])
+    raw = run.steps["load"].outputs["raw"]
+    page = viewer.get(f"/artifact-versions/{raw.id}").text
+    assert raw.content_hash[:16] in page and "pandas" in page
+    assert f'src="/artifact-versions/{raw.id}/visualizations/preview"' in page
+    assert "sandbox" in page
+    lineage = dict(re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', page))
+    assert lineage[raw.id] == "focus"
+    assert lineage[run.steps["load"].id] == "completed"  # its producer
+    assert lineage[run.steps["split"].id] == "completed"  # its consumer
+    assert lineage[run.steps["split"].outputs["train"].id] == "artifact"
+    preview = viewer.get(f"/artifact-versions/{raw.id}/visualizations/preview")
+    assert preview.status_code == 200
+    assert "<table" in preview.text and "40 rows" in preview.text
+    assert preview.headers["content-security-policy"].startswith("sandbox")
+    assert viewer.get(f"/artifact-versions/{raw.id}/visualizations/../../etc").status_code == 404
+    assert viewer.get(f"/artifact-versions/{raw.id}/visualizations/nope").status_code == 404
+    latest = viewer.get("/artifacts/raw", follow_redirects=False)
+    assert latest.headers["location"] == f"/artifact-versions/{raw.id}"
+    assert viewer.get("/artifact-versions/nope").status_code == 404
+
+
+def test_models_pages_show_versions_and_stages(live: LiveServer, viewer: httpx.Client) -> None:
+    run = training(rows=20)
+    model_artifact = run.steps["train"].outputs["model"]
+    store = live.app.state.store
+    now = utcnow()
+    model_id, versions = new_id(), [new_id(), new_id()]
+    with store.write() as connection:
+        connection.execute(
+            insert(t.models).values(id=model_id, name="churn", description=None, created_at=now)
+        )
+        for number, (version_id, stage) in enumerate(
+            zip(versions, ("staging", "production"), strict=True), start=1
+        ):
+            connection.execute(
+                insert(t.model_versions).values(
+                    id=version_id,
+                    model_id=model_id,
+                    version=number,
+                    stage=stage,
+                    run_id=run.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        connection.execute(
+            insert(t.model_version_artifacts).values(
+                model_version_id=versions[1],
+                name="model",
+                artifact_version_id=model_artifact.id,
+                step_run_id=None,
+                created_at=now,
+            )
+        )
+    listing = viewer.get("/models").text
+    assert re.search(r"churn</a></td>\s*<td>2</td>\s*<td>2</td>\s*<td>1</td>\s*<td>2</td>", listing)
+    page = viewer.get("/models/churn").text
+    assert 'data-status="production"' in page and 'data-status="staging"' in page
+    assert f'href="/artifact-versions/{model_artifact.id}"' in page
+    assert run.name in page
+    assert "churn:2" in viewer.get(f"/artifact-versions/{model_artifact.id}").text
+    assert viewer.get("/models/nope").status_code == 404
+
+
+def test_compare_page_shows_changed_parameters_and_artifact_diffs(
+    viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    old, new = two_runs
+    ticked = viewer.get("/compare", params=[("run", new), ("run", old)], follow_redirects=True)
+    assert ticked.status_code == 200  # redirected to old=...&new=..., older one first
+    assert str(ticked.url).endswith(f"/compare?old={old}&new={new}")
+    page = ticked.text
+    assert re.search(r'data-name="C">.*?<code>1.0</code>.*?<code>0.5</code>', page, re.S)
+    assert re.search(r'data-name="rows">.*?<code>20</code>.*?<code>40</code>', page, re.S)
+    assert "Rows: 20 → 40" in page  # the DataFrame diff of load.raw
+    assert viewer.get("/compare").status_code == 200  # the empty form
+    assert viewer.get("/compare", params={"old": old, "new": "nope"}).status_code == 404
+
+
+def test_user_text_is_escaped(viewer: httpx.Client) -> None:
+    run = training.with_options(run_name="<script>alert(1)</script>")(rows=20, C=1.0)
+    page = viewer.get(f"/runs/{run.id}").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

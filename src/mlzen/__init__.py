@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlzen.client import PipelineRun as PipelineRun
     from mlzen.client import StepRun as StepRun
     from mlzen.comparison import compare as compare
+    from mlzen.deployers.step import deploy_model as deploy_model
     from mlzen.model import Model as Model
     from mlzen.model_versions import ModelVersion as ModelVersion
     from mlzen.pipelines import Pipeline as Pipeline
@@ -51,6 +52,7 @@ _LAZY = {
     "PipelineRun": "mlzen.client",
     "StepRun": "mlzen.client",
     "compare": "mlzen.comparison",
+    "deploy_model": "mlzen.deployers.step",
     "Model": "mlzen.model",
     "ModelVersion": "mlzen.model_versions",
     "StepContext": "mlzen.runtime.context",
@@ -73,6 +75,7 @@ __all__ = [
     "StepContext",
     "StepRun",
     "compare",
+    "deploy_model",
     "get_step_context",
     "log_metadata",
     "pipeline",

@@ -18,6 +18,7 @@ The tree::
     │   ├── MaterializerError       a value that could not be saved or loaded
     │   └── ArtifactCorruptedError  stored bytes whose hash no longer matches
     ├── StoreError                  the metadata store could not be used
+    ├── DeploymentError             a prediction service that could not start or stop
     ├── StageConflictError          a model stage another version holds (pass force)
     └── NotFoundError               a run, step, artifact or version that does not exist
 
@@ -114,6 +115,10 @@ class StoreError(MlzenError):
 
 class StageConflictError(MlzenError):
     """Promoting a model version to a stage another version holds, without ``force``."""
+
+
+class DeploymentError(MlzenError):
+    """A model deployment that could not be started, reached or stopped."""
 
 
 class NotFoundError(MlzenError):

@@ -14,7 +14,9 @@ The components a flavor builds:
 
 - ``orchestrator``: an ``OrchestratorComponent`` — makes a ``StepExecutor`` per run;
 - ``artifact_store``: an ``ArtifactStore`` (``mlzen.artifacts.store``);
-- ``metadata_store``: a ``MetadataStoreComponent`` — an SQLAlchemy URL.
+- ``metadata_store``: a ``MetadataStoreComponent`` — an SQLAlchemy URL;
+- ``model_deployer``: a ``ModelDeployerComponent`` — runs prediction services
+  (``mlzen.deployers``; the built-in ``local`` one runs them as local processes).
 
 A config is validated with the flavor's ``config_class`` when a component is registered
 and again, its secret references resolved, whenever a stack is loaded. Validators may
@@ -34,10 +36,11 @@ if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
     from mlzen.artifacts.store import ArtifactStore
+    from mlzen.deployers.base import Deployment, DeploymentRequest
     from mlzen.orchestrators.base import StepExecutor
     from mlzen.store.metadata import MetadataStore
 
-KINDS = ("orchestrator", "artifact_store", "metadata_store")
+KINDS = ("orchestrator", "artifact_store", "metadata_store", "model_deployer")
 ConfigT = TypeVar("ConfigT")
 
 
@@ -66,6 +69,37 @@ class MetadataStoreComponent:
     @property
     def reachable_from_other_machines(self) -> bool:
         return not self.url.startswith("sqlite")
+
+
+class ModelDeployerComponent(ABC):
+    """What a model-deployer flavor builds: starts, checks and stops prediction services.
+
+    The ``deployments`` records are kept by :mod:`mlzen.deployers.deployments`; a
+    deployer only runs the services they describe.
+    """
+
+    #: The flavor that built it, recorded with each deployment.
+    flavor: ClassVar[str]
+
+    @abstractmethod
+    def start(self, request: DeploymentRequest) -> Deployment:
+        """Launch the service for ``request`` and return at once (status ``starting``)."""
+
+    @abstractmethod
+    def wait_ready(self, deployment: Deployment) -> None:
+        """Block until the service answers, or raise ``DeploymentError`` with the cause."""
+
+    @abstractmethod
+    def live_status(self, deployment: Deployment) -> str:
+        """``starting``, ``running``, ``stopped`` or ``crashed``, checked now."""
+
+    @abstractmethod
+    def stop(self, deployment: Deployment) -> None:
+        """Stop the service and return once its resources (e.g. its port) are free."""
+
+    @abstractmethod
+    def logs(self, deployment: Deployment, tail: int | None = None) -> str:
+        """The service's output, the last ``tail`` lines if given."""
 
 
 class deferred_config(Generic[ConfigT]):

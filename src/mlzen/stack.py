@@ -25,7 +25,7 @@ from mlzen.flavors import KINDS
 
 if TYPE_CHECKING:
     from mlzen.artifacts.store import ArtifactStore
-    from mlzen.flavors import Flavor, OrchestratorComponent
+    from mlzen.flavors import Flavor, ModelDeployerComponent, OrchestratorComponent
     from mlzen.orchestrators.base import StepExecutor
     from mlzen.store.metadata import MetadataStore
 
@@ -48,10 +48,13 @@ class Stack:
         artifact_store: ArtifactStore | None = None,
         store_url: str | None = None,
         components: Mapping[str, str] | None = None,
+        model_deployer: ModelDeployerComponent | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.orchestrator = orchestrator
+        # None: the local deployer (mlzen.deployers.deployments.deployer_for builds it).
+        self.model_deployer = model_deployer
         self.store_url = store_url or settings.store_url
         self.components = {kind: (components or {}).get(kind, LOCAL) for kind in KINDS}
         if artifact_store is not None:
@@ -204,7 +207,11 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
     if name == LOCAL:
         return Stack(settings)
     from mlzen.artifacts.store import ArtifactStore
-    from mlzen.flavors import MetadataStoreComponent, OrchestratorComponent
+    from mlzen.flavors import (
+        MetadataStoreComponent,
+        ModelDeployerComponent,
+        OrchestratorComponent,
+    )
     from mlzen.secrets import SecretResolver
     from mlzen.store import queries
     from mlzen.store.registry import component_not_found, stack_not_found
@@ -218,6 +225,7 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
         "orchestrator": OrchestratorComponent,
         "artifact_store": ArtifactStore,
         "metadata_store": MetadataStoreComponent,
+        "model_deployer": ModelDeployerComponent,
     }
     built: dict[str, Any] = {}
     for kind, component_name in row["components"].items():
@@ -253,6 +261,7 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
         artifact_store=built.get("artifact_store"),
         store_url=store.url if store is not None else None,
         components=row["components"],
+        model_deployer=built.get("model_deployer"),
     )
 
 

@@ -204,6 +204,7 @@ def _local_components(settings: Settings) -> list[dict[str, Any]]:
             "flavor": "sql",
             "config": {"url": settings.store_url},
         },
+        {"kind": "model_deployer", "name": LOCAL, "flavor": "local", "config": {}},
     ]
 
 

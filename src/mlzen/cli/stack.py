@@ -23,6 +23,7 @@ def stack() -> None:
     "-a", "--artifact-store", required=True, help="Artifact store component ('local' ok)."
 )
 @click.option("-m", "--metadata-store", help="Metadata store component [default: local].")
+@click.option("-d", "--model-deployer", help="Model deployer component [default: local].")
 @click.option("--replace", is_flag=True, help="Overwrite a stack of this name.")
 @click.option("--set", "activate", is_flag=True, help="Make it the active stack.")
 def register(
@@ -30,12 +31,13 @@ def register(
     orchestrator: str,
     artifact_store: str,
     metadata_store: str | None,
+    model_deployer: str | None,
     replace: bool,
     activate: bool,
 ) -> None:
     """Register a stack of registered components.
 
-    'local' names the built-in component of a kind; -m defaults to it.
+    'local' names the built-in component of a kind; -m and -d default to it.
     """
     from mlzen.stack_registry import register_stack, set_active_stack
 
@@ -45,6 +47,7 @@ def register(
             "orchestrator": orchestrator,
             "artifact_store": artifact_store,
             "metadata_store": metadata_store,
+            "model_deployer": model_deployer,
         },
         replace=replace,
     )

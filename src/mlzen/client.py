@@ -19,6 +19,9 @@ from mlzen.errors import ConfigError, NotFoundError, RunFailedError
 from mlzen.stack import Stack, active_stack
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlzen.artifacts.visualization import ArtifactVisualization
     from mlzen.comparison import RunDiff
     from mlzen.model_versions import ModelVersion, RegisteredModel
     from mlzen.spec import PipelineSpec
@@ -86,6 +89,27 @@ class ArtifactVersion:
             data_type=self.data_type,
             name=self.name,
         )
+
+    def local_path(self) -> Path:
+        """A local folder holding this version's files (downloaded first from a remote
+        store), hash-verified. Read it, never write to it."""
+        return self._client.stack.artifact_store.local_path(self.uri, self.content_hash)
+
+    @property
+    def visualizations(self) -> list[ArtifactVisualization]:
+        """Files that show this version (HTML preview, PNG plots, ...), by name.
+
+        Each has ``name``, ``kind``, ``uri``, ``path`` and ``read_bytes()``, and displays
+        itself in a notebook.
+        """
+        from mlzen.artifacts.visualization import ArtifactVisualization
+        from mlzen.store import queries
+
+        store = self._client.stack.artifact_store
+        return [
+            ArtifactVisualization(store, name=row["name"], kind=row["kind"], uri=row["uri"])
+            for row in queries.visualizations_of(self._client.store, self.id)
+        ]
 
     @property
     def producer(self) -> StepRun | None:

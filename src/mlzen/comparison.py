@@ -3,8 +3,10 @@
 ``compare(a, b)`` dispatches on the data type recorded with each version: pandas
 DataFrames (and Series) get schema, row count, per-column statistics and a drift score
 per column; numpy arrays shape, dtype, statistics and the largest absolute difference;
-dicts, lists and other JSON built-ins a deep diff of paths; anything else whether the
-content hashes are equal. pandas and numpy are imported only when a type needs them.
+dicts, lists and other JSON built-ins a deep diff of paths; models whose materializer
+compares them (``Materializer.compare_saved``: scikit-learn, PyTorch) a
+:class:`ModelDiff` of hyper-parameters, parameter counts and weights; anything else
+whether the content hashes are equal. pandas and numpy are imported only when a type needs them.
 
 ``compare_runs`` adds what changed between two runs: parameters, metadata, the code of
 each step (with a unified source diff) and steps added or removed, then compares every
@@ -21,10 +23,12 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlzen.errors import NotFoundError
+from mlzen.errors import MlzenError, NotFoundError
 from mlzen.explain import Change, _changes, key_diff
 
 if TYPE_CHECKING:
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 DATAFRAME = "dataframe"
 ARRAY = "array"
 JSON = "json"
+MODEL = "model"
 OPAQUE = "opaque"
 
 PSI_BINS = 10
@@ -106,11 +111,43 @@ class DeepDiff:
 
 
 @dataclass
+class WeightDiff:
+    """A weight tensor (state-dict entry) whose values changed; ``max_abs_diff`` is
+    ``None`` when it cannot be computed (non-numeric)."""
+
+    name: str
+    shape: list[int]
+    max_abs_diff: float | None
+
+
+@dataclass
+class ModelDiff:
+    """Two models compared by the materializer that saved them (``compare_saved``).
+
+    ``hyperparameters`` are the constructor arguments or ``get_params()`` entries that
+    differ (nested estimators as ``step__param``); ``shape_changes`` the weights added,
+    removed or reshaped (old and new shape); ``weights`` the same-shape weights whose
+    values changed, largest change first.
+    """
+
+    framework: str
+    class_old: str
+    class_new: str
+    hyperparameters: list[Change] = field(default_factory=list)
+    parameter_count_old: int | None = None
+    parameter_count_new: int | None = None
+    shape_changes: list[Change] = field(default_factory=list)
+    max_abs_weight_diff: float | None = None
+    weights: list[WeightDiff] = field(default_factory=list)
+
+
+@dataclass
 class ArtifactDiff:
     """The difference between artifact versions ``old`` and ``new`` (``name:version``).
 
     ``identical`` is true when the content hashes match; then nothing was loaded. One of
-    ``dataframe``, ``array`` and ``values`` is set when both were loaded, as ``kind`` says.
+    ``dataframe``, ``array``, ``values`` and ``model`` is set when both were loaded, as
+    ``kind`` says.
     ``step`` and ``output`` are set when the versions came from ``compare_runs``.
     """
 
@@ -124,6 +161,7 @@ class ArtifactDiff:
     dataframe: DataFrameDiff | None = None
     array: ArrayDiff | None = None
     values: DeepDiff | None = None
+    model: ModelDiff | None = None
     step: str | None = None
     output: str | None = None
 
@@ -180,6 +218,9 @@ def compare(a: ArtifactVersion, b: ArtifactVersion) -> ArtifactDiff:
         (100, 120)
     """
     kind = _kind(a.data_type, b.data_type)
+    comparer = _model_comparer(a.materializer, b.materializer) if kind == OPAQUE else None
+    if comparer is not None:
+        kind = MODEL
     diff = ArtifactDiff(
         old=f"{a.name}:{a.version}",
         new=f"{b.name}:{b.version}",
@@ -190,6 +231,11 @@ def compare(a: ArtifactVersion, b: ArtifactVersion) -> ArtifactDiff:
         metadata=_changes(a.metadata, b.metadata),
     )
     if diff.identical or kind == OPAQUE:
+        return diff
+    if comparer is not None:
+        diff.model = comparer(a.local_path(), b.local_path())
+        if diff.model is None:
+            diff.kind = OPAQUE
         return diff
     old, new = a.load(), b.load()
     if kind == DATAFRAME:
@@ -435,6 +481,24 @@ def _kind(old_type: str, new_type: str) -> str:
     if old_type in _JSON_TYPES and new_type in _JSON_TYPES:
         return JSON
     return OPAQUE
+
+
+def _model_comparer(old: str, new: str) -> Callable[[Path, Path], ModelDiff | None] | None:
+    """The ``compare_saved`` of the materializer that saved both versions, if it has one.
+
+    Integrations (sklearn, torch, ...) provide it; the core knows none of them.
+    """
+    from mlzen.artifacts.materializer import Materializer, materializer_by_name
+
+    if old != new:
+        return None
+    try:
+        cls = materializer_by_name(old)
+    except MlzenError:  # its package is not installed here: compare the hashes only
+        return None
+    if cls.compare_saved.__func__ is Materializer.compare_saved.__func__:  # type: ignore[attr-defined]
+        return None
+    return cls.compare_saved
 
 
 def _step_diff(client: Any, old: StepRun, new: StepRun) -> StepDiff:

@@ -18,12 +18,15 @@ type, whose library is then loaded already.
 
 from __future__ import annotations
 
+import html
+import importlib.util
 import json
 import math
 from pathlib import Path
 from typing import Any, Final
 
 from mlzen.artifacts.materializer import Materializer
+from mlzen.artifacts.visualization import Visualization
 
 # Loaded arrays map the file copy-on-write: no read up front, pages shared with the OS
 # cache, and a step may still modify its input in memory without touching the artifact.
@@ -31,6 +34,11 @@ NUMPY_MMAP_MODE: Final = "c"
 # Per-column metadata stops here so that a very wide frame keeps a small record.
 MAX_METADATA_COLUMNS = 256
 MAX_METADATA_STRING = 256
+# The HTML preview of a frame shows this much; the histogram grid this many columns.
+PREVIEW_ROWS = 50
+PREVIEW_COLUMNS = 40
+PREVIEW_CELL_CHARS = 200
+HISTOGRAM_COLUMNS = 12
 
 _JSON_SCALARS = (type(None), bool, int, float, str)
 _MAX_JSON_DEPTH = 256
@@ -244,6 +252,74 @@ class PandasMaterializer(Materializer):
     def extract_metadata(self, value: Any) -> dict[str, Any]:
         frame = value.to_frame() if value.ndim == 1 else value
         return frame_metadata(frame)
+
+    def save_visualizations(self, value: Any, folder: Path) -> list[Visualization]:
+        """``preview``: an HTML table of the first rows; ``histograms``: one PNG grid
+        of the numeric columns' distributions (when matplotlib is installed)."""
+        frame = value.to_frame() if value.ndim == 1 else value
+        (folder / "preview.html").write_text(frame_preview_html(frame), encoding="utf-8")
+        found = [Visualization("preview", "html", "preview.html")]
+        if importlib.util.find_spec("matplotlib") is not None and save_histograms(
+            frame, folder / "histograms.png"
+        ):
+            found.append(Visualization("histograms", "png", "histograms.png"))
+        return found
+
+
+def frame_preview_html(frame: Any) -> str:
+    """A standalone HTML page: the first ``PREVIEW_ROWS`` rows and ``PREVIEW_COLUMNS``
+    columns of ``frame``, every value escaped."""
+    shown = frame.iloc[:PREVIEW_ROWS, :PREVIEW_COLUMNS]
+    rows, columns = frame.shape
+    caption = f"{rows} rows, {columns} columns"
+    if shown.shape != frame.shape:
+        caption += f" (first {shown.shape[0]} rows, {shown.shape[1]} columns shown)"
+    shown = shown.map(_short_cell)
+    table = shown.to_html(escape=True, border=0, classes="mlzen-preview")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>preview</title>\n'
+        "<style>table.mlzen-preview{border-collapse:collapse;font:13px sans-serif}"
+        ".mlzen-preview th,.mlzen-preview td{border:1px solid #ddd;padding:2px 6px}</style>"
+        f"</head><body>\n<p>{html.escape(caption)}</p>\n{table}\n</body></html>\n"
+    )
+
+
+def _short_cell(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > PREVIEW_CELL_CHARS:
+        return value[: PREVIEW_CELL_CHARS - 1] + "…"
+    return value
+
+
+def save_histograms(frame: Any, path: Path) -> bool:
+    """Draw a grid of histograms of the numeric columns (the first ``HISTOGRAM_COLUMNS``)
+    into the PNG ``path``; false when no column has a finite value to draw."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from pandas.api import types
+
+    columns: list[tuple[str, Any]] = []
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if not types.is_numeric_dtype(column) or types.is_bool_dtype(column):
+            continue
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        values = values[np.isfinite(values)]
+        if values.size:
+            columns.append((str(frame.columns[position]), values))
+        if len(columns) == HISTOGRAM_COLUMNS:
+            break
+    if not columns:
+        return False
+    across = min(3, len(columns))
+    down = -(-len(columns) // across)
+    figure = Figure(figsize=(3.2 * across, 2.4 * down), dpi=80, layout="constrained")
+    for index, (name, values) in enumerate(columns):
+        axes = figure.add_subplot(down, across, index + 1)
+        axes.hist(values, bins=min(30, max(1, np.unique(values).size)), color="#4c72b0")
+        axes.set_title(name[:40], fontsize=9)
+        axes.tick_params(labelsize=7)
+    figure.savefig(path, format="png")
+    return True
 
 
 def frame_metadata(frame: Any) -> dict[str, Any]:

@@ -30,11 +30,15 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mlzen.artifacts.store import ArtifactStore
 from mlzen.errors import ArtifactError, MaterializerError, MlzenError
 from mlzen.importing import import_object
+
+if TYPE_CHECKING:
+    from mlzen.artifacts.visualization import Visualization
+    from mlzen.comparison import ModelDiff
 
 ENTRY_POINT_GROUP = "mlzen.materializers"
 FALLBACK_TYPE = "builtins.object"
@@ -101,6 +105,27 @@ class Materializer:
     def extract_metadata(self, value: Any) -> dict[str, Any]:
         """JSON-serialisable facts about ``value`` (shape, rows, ...) to record with it."""
         return {}
+
+    def save_visualizations(self, value: Any, folder: Path) -> list[Visualization]:
+        """Write files that show ``value`` to a person into the empty ``folder``.
+
+        Called after the artifact is saved; return one
+        :class:`~mlzen.artifacts.visualization.Visualization` per file. A failure here
+        is logged and never fails the step. The default declares none.
+        """
+        return []
+
+    @classmethod
+    def compare_saved(cls, old: Path, new: Path) -> ModelDiff | None:
+        """How two artifacts this materializer saved differ, for ``mlzen.compare``.
+
+        Given the two (hash-verified) artifact folders, frameworks whose values are
+        models return a :class:`mlzen.comparison.ModelDiff` (hyper-parameters,
+        parameter counts, weight changes); reading the files rather than loading the
+        values lets a model be compared where its class cannot be imported. The
+        default ``None`` leaves the comparison to the content hashes.
+        """
+        return None
 
 
 M = TypeVar("M", bound=Materializer)

@@ -114,10 +114,11 @@ def list_artifacts(name: str | None, limit: int, as_json: bool) -> None:
 @click.argument("ref", metavar="NAME[:VERSION]")
 @json_option
 def show(ref: str, as_json: bool) -> None:
-    """Show one artifact version, its metadata and lineage.
+    """Show one artifact version, its metadata, lineage and visualizations.
 
     Type, materializer, size, content hash, uri, metadata (extracted when saved, plus
-    anything logged), the producing run and step, and the steps that read it.
+    anything logged), the producing run and step, the steps that read it, and its
+    visualizations (name, kind, uri of each file).
     """
     from mlzen.client import Client
     from mlzen.store import queries
@@ -135,6 +136,10 @@ def show(ref: str, as_json: bool) -> None:
         "consumers": [
             {**_origin(origins.get(row["id"]), row["id"]), "input_name": row["input_name"]}
             for row in consumers
+        ],
+        "visualizations": [
+            {"name": row["name"], "kind": row["kind"], "uri": row["uri"]}
+            for row in queries.visualizations_of(client.store, version.id)
         ],
     }
     if as_json:
@@ -393,9 +398,18 @@ def _print_version(data: dict[str, Any]) -> None:
     click.echo("\nconsumers")
     if not data["consumers"]:
         click.echo("  (none)")
+    else:
+        print_table(
+            None,
+            ["RUN", "STEP", "INPUT"],
+            [(c["run_name"], c["step_id"], c["input_name"]) for c in data["consumers"]],
+        )
+    click.echo("\nvisualizations")
+    if not data["visualizations"]:
+        click.echo("  (none)")
         return
     print_table(
         None,
-        ["RUN", "STEP", "INPUT"],
-        [(c["run_name"], c["step_id"], c["input_name"]) for c in data["consumers"]],
+        ["NAME", "KIND", "URI"],
+        [(v["name"], v["kind"], v["uri"]) for v in data["visualizations"]],
     )

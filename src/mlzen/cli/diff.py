@@ -9,9 +9,10 @@ import click
 from mlzen.cli.output import json_option, print_json, print_table
 
 if TYPE_CHECKING:
-    from mlzen.comparison import ArtifactDiff, RunDiff, Stats
+    from mlzen.comparison import ArtifactDiff, ModelDiff, RunDiff, Stats
     from mlzen.explain import Change
 
+MAX_WEIGHT_ROWS = 10
 MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
 
 
@@ -108,7 +109,9 @@ def _artifact(console: Any, artifact: ArtifactDiff) -> None:
     if artifact.data_type_old != artifact.data_type_new:
         console.print(f"  type {artifact.data_type_old} → {artifact.data_type_new}")
     frame, array, values = artifact.dataframe, artifact.array, artifact.values
-    if frame is not None:
+    if artifact.model is not None:
+        _model(console, artifact.model)
+    elif frame is not None:
         console.print(f"  rows {frame.rows_old} → {frame.rows_new}")
         for column in frame.added_columns:
             console.print(Text(f"  + column {column}", style="green"))
@@ -152,6 +155,43 @@ def _artifact(console: Any, artifact: ArtifactDiff) -> None:
     else:
         console.print("  content differs (no structured comparison for this type)")
     _changes(console, f"{label}: metadata", artifact.metadata)
+
+
+def _model(console: Any, model: ModelDiff) -> None:
+    """A model diff as one table of what changed: class, hyper-parameters, parameter
+    count, weight shapes, then the weights whose values moved most."""
+    rows: list[tuple[str, str, str]] = []
+    if model.class_old != model.class_new:
+        rows.append(("class", model.class_old, model.class_new))
+    for change in model.hyperparameters:
+        rows.append((change.name, _value(change.old), _value(change.new)))
+    if model.parameter_count_old is not None or model.parameter_count_new is not None:
+        rows.append(
+            ("parameter count", str(model.parameter_count_old), str(model.parameter_count_new))
+        )
+    for change in model.shape_changes:
+        rows.append((f"shape {change.name}", _value(change.old), _value(change.new)))
+    if model.max_abs_weight_diff is not None:
+        rows.append(("max abs weight difference", "", _number(model.max_abs_weight_diff)))
+    console.print(f"  {model.framework} model {model.class_new}")
+    if rows:
+        print_table(None, ["", "old", "new"], rows)
+    if model.weights:
+        shown = model.weights[:MAX_WEIGHT_ROWS]
+        print_table(
+            None,
+            ["weight", "shape", "max abs diff"],
+            [
+                (w.name, "x".join(map(str, w.shape)) or "scalar", _number(w.max_abs_diff))
+                for w in shown
+            ],
+        )
+        if len(model.weights) > len(shown):
+            console.print(f"  ({len(model.weights) - len(shown)} more changed weights; see --json)")
+
+
+def _value(value: Any) -> str:
+    return "-" if value is None else _short(value, 40)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlzen.artifacts.materializer import Materializer
+from mlzen.artifacts.visualization import Visualization
 
 IMAGE_FILE = "figure.png"
 # PNG's own resolution field counts whole pixels per metre, so 80 dpi reads back as
@@ -39,6 +40,11 @@ class FigureMaterializer(Materializer):
         figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
         figure.figimage(pixels, origin="upper", resize=False)
         return figure
+
+    def save_visualizations(self, value: Any, folder: Path) -> list[Visualization]:
+        """``figure``: the figure as PNG, as saved."""
+        self.save(value, folder)
+        return [Visualization("figure", "png", IMAGE_FILE)]
 
     def extract_metadata(self, value: Any) -> dict[str, Any]:
         width, height = (float(size) for size in value.get_size_inches())

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlzen.artifacts.materializer import Materializer
+from mlzen.artifacts.visualization import Visualization
 
 IMAGE_FILE = "image.png"
 # The modes PNG stores without converting the pixels.
@@ -34,3 +35,8 @@ class PILImageMaterializer(Materializer):
     def extract_metadata(self, value: Any) -> dict[str, Any]:
         width, height = value.size
         return {"width": width, "height": height, "size": [width, height], "mode": value.mode}
+
+    def save_visualizations(self, value: Any, folder: Path) -> list[Visualization]:
+        """``image``: the image itself, as PNG."""
+        value.save(folder / IMAGE_FILE, format="PNG")
+        return [Visualization("image", "png", IMAGE_FILE)]

@@ -6,7 +6,8 @@ would mean trusting that code, so the model is saved with joblib instead and the
 artifact's metadata says so: ``{"format": "joblib", "note": ...}``.
 
 Hyper-parameters (``get_params(deep=False)``, nested estimators expanded) are recorded
-as metadata, so runs can be compared by them without loading the model.
+as metadata, so runs can be compared by them without loading the model; ``mlzen.compare``
+of two estimators diffs their ``get_params(deep=True)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mlzen.artifacts.materializer import Materializer, type_path
+from mlzen.comparison import ModelDiff
+from mlzen.explain import _changes
 
 SKOPS_FILE = "model.skops"
 JOBLIB_FILE = "model.joblib"
@@ -95,6 +98,35 @@ class SklearnMaterializer(Materializer):
         metadata["fitted"] = _is_fitted(value)
         metadata["params"] = _json_safe(value.get_params(deep=False), 0)
         return metadata
+
+    @classmethod
+    def compare_saved(cls, old: Path, new: Path) -> ModelDiff:
+        """Class and ``get_params(deep=True)`` differences, nested pipelines included."""
+        before, after = cls().load(old, ""), cls().load(new, "")
+        return ModelDiff(
+            framework="sklearn",
+            class_old=type_path(type(before)),
+            class_new=type_path(type(after)),
+            hyperparameters=_changes(flat_params(before), flat_params(after)),
+        )
+
+
+def flat_params(estimator: Any) -> dict[str, Any]:
+    """``get_params(deep=True)`` as JSON: nested parameters as ``step__param``, nested
+    estimators (and ``steps``/``transformers`` lists) by their class."""
+    from sklearn.base import BaseEstimator
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, BaseEstimator):
+            return type_path(type(value))
+        if isinstance(value, list | tuple) and any(
+            isinstance(part, list | tuple) and any(isinstance(x, BaseEstimator) for x in part)
+            for part in value
+        ):
+            return [[plain(x) for x in part] for part in value]
+        return _json_safe(value, 0)
+
+    return {key: plain(value) for key, value in sorted(estimator.get_params(deep=True).items())}
 
 
 def _is_fitted(estimator: Any) -> bool:

@@ -21,8 +21,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlzen.artifacts.materializer import load_artifact, save_artifact
+from mlzen.artifacts.materializer import (
+    SavedArtifact,
+    load_artifact,
+    materializer_by_name,
+    save_artifact,
+)
 from mlzen.artifacts.store import ArtifactStore
+from mlzen.artifacts.visualization import save_visualizations
 from mlzen.errors import MlzenError, StepExecutionError
 from mlzen.model import ModelVersionInfo
 from mlzen.runtime.caching import cache_key, cache_key_parts
@@ -268,13 +274,28 @@ def _save_outputs(
                 data_type=saved.data_type,
                 size=saved.size,
                 metadata=saved.metadata,
+                visualizations=_visualize(spec.id, output.name, item, saved, artifacts),
             )
         )
     return records
 
 
+def _visualize(
+    step_id: str, output_name: str, value: Any, saved: SavedArtifact, artifacts: ArtifactStore
+) -> list[tuple[str, str, str]]:
+    """Publish the output's visualizations; a failure is a warning in the step's logs."""
+    try:
+        materializer = materializer_by_name(saved.materializer)
+        stored = save_visualizations(artifacts, value, name=output_name, materializer=materializer)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, MlzenError) else f"{type(exc).__name__}: {exc}"
+        print(f"Warning: step '{step_id}' output '{output_name}' has no visualizations: {message}")
+        return []
+    return [(v.name, v.kind, v.uri) for v in stored]
+
+
 def _check_type(step_id: str, output_name: str, annotation: Any, value: Any) -> None:
-    if not isinstance(annotation, type) or annotation is object:
+    if not isinstance(annotation, type) or annotation in (object, Any):
         return
     if isinstance(value, annotation) or (annotation is float and type(value) is int):
         return

@@ -303,8 +303,26 @@ def step_run_origins(
 
 
 def referenced_artifact_folders(store: MetadataStore) -> list[dict[str, Any]]:
-    """Every distinct ``(uri, content_hash)`` that an artifact version records."""
+    """Every distinct ``(uri, content_hash)`` that an artifact version records, and the
+    folder of every recorded visualization (its URI minus the file name; the folder's
+    name is its content hash)."""
     query = select(t.artifact_versions.c.uri, t.artifact_versions.c.content_hash).distinct()
+    folders = _all(store, query)
+    uris = _all(store, select(t.artifact_visualizations.c.uri).distinct())
+    visual = {row["uri"].rstrip("/").rpartition("/")[0] for row in uris}
+    folders += [{"uri": f, "content_hash": f.rpartition("/")[2]} for f in sorted(visual)]
+    return folders
+
+
+def visualizations_of(store: MetadataStore, artifact_version_id: str) -> list[dict[str, Any]]:
+    """The visualizations recorded for an artifact version (``id``, ``name``, ``kind``,
+    ``uri``, ``created_at``), by name."""
+    v = t.artifact_visualizations.c
+    query = (
+        select(v.id, v.name, v.kind, v.uri, v.created_at)
+        .where(v.artifact_version_id == artifact_version_id)
+        .order_by(v.name)
+    )
     return _all(store, query)
 
 

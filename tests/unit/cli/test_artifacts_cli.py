@@ -141,7 +141,7 @@ def test_list_name_shows_versions_newest_first_with_their_producer(runs) -> None
 def test_show_defaults_to_the_latest_and_accepts_version_and_id(runs) -> None:
     latest = json.loads(invoke("artifacts", "show", "raw", "--json").stdout)
     assert latest["version"] == 2
-    assert set(latest) == VERSION_KEYS | {"metadata", "consumers"}
+    assert set(latest) == VERSION_KEYS | {"metadata", "consumers", "visualizations"}
     first = json.loads(invoke("artifacts", "show", "raw:1", "--json").stdout)
     assert first["version"] == 1
     by_id = json.loads(invoke("artifacts", "show", first["id"], "--json").stdout)

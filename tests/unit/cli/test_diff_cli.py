@@ -80,6 +80,7 @@ def test_diff_json_has_stable_keys(two_runs) -> None:
         "dataframe",
         "array",
         "values",
+        "model",
         "step",
         "output",
     }

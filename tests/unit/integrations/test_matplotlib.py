@@ -51,3 +51,17 @@ def test_metadata_records_size_and_dpi_and_the_file_is_a_png(store) -> None:
     with Image.open(folder / IMAGE_FILE) as image:
         assert image.format == "PNG"
         assert image.size == (240, 160)
+
+
+def test_the_figure_png_is_its_visualization(store) -> None:
+    from mlzen.artifacts.visualization import save_visualizations, visualization_path
+    from mlzen.integrations.matplotlib import FigureMaterializer
+
+    fig = figure()
+    (stored,) = save_visualizations(store, fig, name="plot", materializer=FigureMaterializer)
+    assert (stored.name, stored.kind) == ("figure", "png")
+    path = visualization_path(store, stored.uri)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(path) as image:
+        assert image.size == (240, 160)
+        assert np.array_equal(np.asarray(image.convert("RGBA")), pixels(fig))

@@ -41,3 +41,15 @@ def test_opened_png_file_roundtrips(store, tmp_path) -> None:
 def test_modes_png_cannot_hold_are_declined() -> None:
     assert not PILImageMaterializer.accepts(gradient("CMYK"))
     assert PILImageMaterializer.accepts(gradient("RGB"))
+
+
+def test_the_image_is_its_own_visualization(store) -> None:
+    from mlzen.artifacts.visualization import save_visualizations, visualization_path
+
+    value = gradient("RGBA")
+    (stored,) = save_visualizations(store, value, name="img", materializer=PILImageMaterializer)
+    assert (stored.name, stored.kind) == ("image", "png")
+    path = visualization_path(store, stored.uri)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(path) as shown:
+        assert shown.tobytes() == value.tobytes()

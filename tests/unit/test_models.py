@@ -155,6 +155,38 @@ def test_cached_steps_link_the_outputs_they_reuse() -> None:
     assert new.get_artifact("model").id == first.steps["train"].outputs["model"].id
 
 
+fail_switch = {"on": True}
+
+
+@step
+def flaky(model: dict) -> Annotated[str, "verdict"]:
+    if fail_switch["on"]:
+        raise RuntimeError("flaky step failed")
+    return "ok"
+
+
+@pipeline(model=Model("churn"))
+def with_flaky_end():
+    flaky(train(load()))
+
+
+def test_a_resumed_run_gets_its_own_version_linking_what_it_reused() -> None:
+    fail_switch["on"] = True
+    with pytest.raises(RunFailedError) as failure:
+        with_flaky_end()
+    fail_switch["on"] = False
+    resumed = failure.value.run.resume()
+    client = Client()
+    failed_version, resumed_version = (
+        client.get_model_version("churn", 1),
+        client.get_model_version("churn", 2),
+    )
+    assert set(failed_version.artifacts) == {"data", "model"}
+    assert resumed_version.run.id == resumed.id  # type: ignore[union-attr]
+    assert set(resumed_version.artifacts) == {"data", "model", "verdict"}
+    assert resumed_version.get_artifact("model").id == failed_version.get_artifact("model").id
+
+
 # -- existing versions -------------------------------------------------------------------
 
 

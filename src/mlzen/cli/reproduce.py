@@ -26,7 +26,7 @@ def run_config(run: PipelineRun) -> dict[str, Any]:
     caching, retries and settings (and, for unchanged code, is a full cache hit).
     """
     spec = run.spec_data
-    return {
+    config: dict[str, Any] = {
         "parameters": spec.get("parameters", {}),
         "enable_cache": spec.get("enable_cache", True),
         "settings": spec.get("settings", {}),
@@ -40,6 +40,13 @@ def run_config(run: PipelineRun) -> dict[str, Any]:
             for step in spec.get("steps", [])
         },
     }
+    # The model a run's outputs were linked to: the run's, and any step's own.
+    if spec.get("model"):
+        config["model"] = spec["model"]
+    for step in spec.get("steps", []):
+        if step.get("model") and step["model"] != spec.get("model"):
+            config["steps"][step["id"]]["model"] = step["model"]
+    return config
 
 
 @click.command(

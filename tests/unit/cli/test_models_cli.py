@@ -132,3 +132,29 @@ def test_unknown_models_versions_and_stages_are_clear_errors(
 def test_no_models_yet() -> None:
     assert json.loads(invoke("models", "list", "--json").output) == []
     assert invoke("models", "list").exit_code == 0
+
+
+@step(model=Model("scores", version="latest"))
+def rate(classifier: dict) -> Annotated[float, "rating"]:
+    return classifier["n"] / 10
+
+
+@pipeline(model=Model("churn"))
+def rated(rows: int = 4):
+    rate(fit(features(rows)))
+
+
+def test_runs_config_keeps_the_models_so_a_rerun_links_the_same_way(project) -> None:
+    training.with_options(model="scores")()  # scores:1, for rate's "latest" to link to
+    run = rated()
+    config = json.loads(invoke("runs", "config", run.id, "--json").output)
+    assert config["model"] == {"name": "churn", "version": None, "description": None}
+    assert config["steps"]["rate"]["model"]["name"] == "scores"
+    assert "model" not in config["steps"]["fit"]
+    path = project / "rerun.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    rerun = rated.with_options(config_path=path)()
+    client = Client()
+    assert client.get_model_version("churn").run.id == rerun.id  # type: ignore[union-attr]
+    assert client.get_model_version("scores", 1).get_artifact("rating").load() == 0.4
+    assert len(client.list_model_versions("scores")) == 1

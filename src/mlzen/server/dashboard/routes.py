@@ -294,7 +294,9 @@ def run_live(run_id: str, user: ApiUser, client: ClientDep) -> JSONResponse:
     steps = {
         row["step_id"]: {
             "status": row["status"],
+            "started_at": _when(row["started_at"]),
             "duration": _duration(_span(row["started_at"], row["ended_at"])),
+            "attempts": row["attempts"],
         }
         for row in queries.step_states(store, run_id)
     }

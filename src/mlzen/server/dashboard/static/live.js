@@ -47,8 +47,10 @@
       document.querySelectorAll("tr[data-step]").forEach(function (row) {
         var step = data.steps[row.getAttribute("data-step")];
         setStatus(row, step ? step.status : data.pending);
-        var cell = row.querySelector("[data-step-duration]");
-        if (cell && step) { cell.textContent = step.duration; }
+        if (!step) { return; }
+        row.querySelectorAll("[data-step-field]").forEach(function (cell) {
+          cell.textContent = String(step[cell.getAttribute("data-step-field")]);
+        });
       });
       return data.status === "running";
     }, "application/json");

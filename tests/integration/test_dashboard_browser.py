@@ -1,0 +1,210 @@
+"""The dashboard in a real browser: Playwright drives Debian's chromium against a real
+uvicorn server on 127.0.0.1 while a real pipeline runs.
+
+The middle step of the pipeline waits on an event the test sets, so the test sees the
+run appear and go live: the runs page and the DAG change state without a page reload.
+Screenshots go to ``docs/images/`` (the README shows one of them).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import pytest
+
+from mlzen import pipeline, step
+from mlzen.server import auth
+from mlzen.server.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+ADMIN, PASSWORD = "admin", "admin-password"
+WAIT_MS = 30_000
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
+)
+
+gate = threading.Event()
+
+
+@step
+def load(rows: int = 12) -> Annotated[pd.DataFrame, "customers"]:
+    print(f"loaded {rows} customers from the warehouse")
+    return pd.DataFrame(
+        {"customer": [f"c{i:03d}" for i in range(rows)], "spend": [i * 3.5 for i in range(rows)]}
+    )
+
+
+@step
+def profile(customers: pd.DataFrame) -> Annotated[dict, "profile"]:
+    return {"rows": len(customers), "mean_spend": float(customers["spend"].mean())}
+
+
+@step
+def train(customers: pd.DataFrame, C: float = 1.0) -> Annotated[dict, "model"]:
+    print("training is waiting for the test to let it finish")
+    if not gate.wait(timeout=120):
+        raise RuntimeError("the test never opened the gate")
+    return {"C": C, "weight": float(customers["spend"].sum()) * C}
+
+
+@step
+def evaluate(model: dict, profile: dict) -> Annotated[float, "score"]:
+    return model["weight"] / max(profile["rows"], 1)
+
+
+@pipeline
+def churn(rows: int = 12, C: float = 1.0) -> None:
+    customers = load(rows=rows)
+    evaluate(train(customers, C=C), profile(customers))
+
+
+def _start(app: Any) -> tuple[Any, threading.Thread, str]:
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def server(project: Path) -> Iterator[str]:
+    app = create_app()
+    auth.create_user(app.state.store, ADMIN, PASSWORD, "admin")
+    uvicorn_server, thread, url = _start(app)
+    try:
+        yield url
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 860})
+            context.set_default_timeout(WAIT_MS)
+            yield context.new_page()
+            context.close()
+        finally:
+            browser.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / name), full_page=True)
+
+
+def _node(page: Any, step_id: str) -> Any:
+    return page.locator(f'#run-dag .dag-node[data-node="{step_id}"]')
+
+
+def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_comparison(
+    page: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    # Log in through the form; the runs page is where it lands.
+    page.goto("/runs")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fruns$"))
+    page.fill("input[name=name]", ADMIN)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Runs")
+    page.evaluate("window.__sameDocument = true")
+
+    # Start a run whose train step waits; it appears on the open runs page by itself.
+    gate.clear()
+    finished: dict[str, Any] = {}
+
+    def run_in_background() -> None:
+        try:
+            finished["run"] = churn.with_options(run_name="churn-live")(rows=12, C=1.0)
+        except BaseException as exc:
+            finished["error"] = exc
+
+    driver = threading.Thread(target=run_in_background, daemon=True)
+    driver.start()
+    try:
+        row = page.locator("#run-rows tr", has_text="churn-live")
+        expect(row.locator(".status")).to_have_attribute("data-status", "running")
+        assert page.evaluate("window.__sameDocument") is True  # no reload happened
+
+        # The run page: the DAG shows the waiting step running, the finished one done.
+        row.locator("a.run-link").click()
+        expect(page.locator("h1")).to_contain_text("churn-live")
+        expect(_node(page, "load")).to_have_attribute("data-status", "completed")
+        expect(_node(page, "profile")).to_have_attribute("data-status", "completed")
+        expect(_node(page, "train")).to_have_attribute("data-status", "running")
+        expect(_node(page, "evaluate")).to_have_attribute("data-status", "pending")
+        expect(page.locator("[data-run-status]")).to_have_attribute("data-status", "running")
+        _shot(page, "dashboard-run-live.png")
+        page.evaluate("window.__sameDocument = true")
+    finally:
+        gate.set()
+        driver.join(timeout=120)
+    assert "error" not in finished, finished.get("error")
+
+    # Without a reload, every node and the run turn completed.
+    for step_id in ("load", "profile", "train", "evaluate"):
+        expect(_node(page, step_id)).to_have_attribute("data-status", "completed")
+    expect(page.locator("[data-run-status]")).to_have_attribute("data-status", "completed")
+    expect(page.locator('tr[data-step="train"] .status')).to_have_text("completed")
+    expect(page.locator('tr[data-step="evaluate"] [data-step-field="attempts"]')).to_have_text("1")
+    assert page.evaluate("window.__sameDocument") is True
+    _shot(page, "dashboard-run.png")
+
+    # A step's page shows what it printed; its output links to the artifact.
+    _node(page, "load").click()
+    expect(page.locator("h1")).to_contain_text("load")
+    expect(page.locator("#step-logs")).to_contain_text("loaded 12 customers from the warehouse")
+    _shot(page, "dashboard-step.png")
+
+    # The artifact page previews the DataFrame in a table and draws its lineage.
+    page.locator("a", has_text="customers:1").first.click()
+    expect(page.locator("h1")).to_contain_text("customers")
+    preview = page.frame_locator('iframe[title="preview"]')
+    expect(preview.locator("table")).to_contain_text("c011")
+    expect(page.locator("img[alt^='histograms']")).to_be_visible()
+    run_id = finished["run"].id
+    expect(
+        page.locator(f'.dag-node[data-node="{finished["run"].steps["train"].id}"]')
+    ).to_have_attribute("data-status", "completed")
+    _shot(page, "dashboard-artifact.png")
+
+    # A second run with another C; tick both on the runs page and compare them.
+    gate.set()
+    second = churn.with_options(run_name="churn-second")(rows=12, C=0.25)
+    page.goto("/runs")
+    page.locator(f'input[name=run][value="{run_id}"]').check()
+    page.locator(f'input[name=run][value="{second.id}"]').check()
+    page.click("#compare-selected")
+    expect(page.locator("h1")).to_have_text("Compare two runs")
+    changed = page.locator('table.changes tr[data-name="C"]').first
+    expect(changed).to_contain_text("1.0")
+    expect(changed).to_contain_text("0.25")
+    expect(page.locator("section.artifact-diff", has_text="train.model")).to_contain_text("$.C")
+    _shot(page, "dashboard-compare.png")

@@ -35,6 +35,8 @@ def test_readme_examples_run(project: Path) -> None:
     assert "{'test_size': 0.2, 'C': 2.0} {'test_size': 0.5}" in result.stdout
     assert "[('C', 0.5, 2.0)]" in lines  # compare_runs: the parameter that changed
     assert "json True" in lines  # compare: identical content of two versions of 'raw'
+    assert "histograms png b'\\x89PNG'" in lines  # visualizations of a DataFrame
+    assert "preview html b'<!DO'" in lines
     # models: the better second version took production from the first
     assert "2 production ['metrics', 'model', 'raw', 'test', 'train']" in lines
 

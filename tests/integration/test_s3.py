@@ -529,7 +529,9 @@ def test_a_pipeline_runs_on_the_s3_store_and_its_cached_rerun_does_no_work(
     assert outputs["report"].load() == {"rows": 50, "slope": 2.0}
     assert np.allclose(outputs["fit"].load(), [2.0, 0.0])
     assert list(outputs["make_frame"].load().columns) == ["x", "y"]
-    assert sorted(store.list_uris()) == sorted(v.uri for v in outputs.values())
+    visuals = outputs["make_frame"].visualizations  # the frame's preview and histograms
+    folders = {v.uri.rpartition("/")[0] for v in visuals}
+    assert sorted(store.list_uris()) == sorted({v.uri for v in outputs.values()} | folders)
 
     calls.clear()
     uploads.clear()
@@ -540,6 +542,27 @@ def test_a_pipeline_runs_on_the_s3_store_and_its_cached_rerun_does_no_work(
     # The only write: the stack's check() before the run, which deletes its probe.
     assert [path for path in uploads if "/.staging/check-" not in path] == []
     assert again.steps["report"].outputs["output"].load() == {"rows": 50, "slope": 2.0}
+
+
+def test_visualizations_are_stored_read_and_collected_on_s3(store: S3ArtifactStore) -> None:
+    from mlzen.gc import collect_garbage
+
+    client = Client(Stack(load_settings(), artifact_store=store))
+    run = client.run_pipeline(*s3_pipeline.with_options(enable_cache=False).build(rows=7))
+    version = run.steps["make_frame"].outputs["output"]
+    visuals = {v.name: v for v in version.visualizations}
+    assert sorted(visuals) == ["histograms", "preview"]
+    folder = visuals["preview"].uri.rpartition("/")[0]
+    assert folder.startswith(store.root + "/") and folder in store.list_uris()
+    assert visuals["histograms"].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "7 rows, 2 columns" in visuals["preview"].read_bytes().decode()
+    assert visuals["preview"].path.is_relative_to(store.cache_dir)
+
+    assert collect_garbage(client, min_age=0).count == 0  # referenced: kept
+    client.store.delete_run(run.id)
+    report = collect_garbage(client, min_age=0)
+    assert folder in {g.uri for g in report.garbage}
+    assert folder not in store.list_uris()
 
 
 def test_worker_processes_write_to_the_same_s3_store(

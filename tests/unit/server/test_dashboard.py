@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Annotated
 
 import httpx
 import pytest
-from sqlalchemy import insert
 
-from mlzen import Client
+from mlzen import Client, Model, pipeline, step
+from mlzen.errors import RunFailedError
 from mlzen.server.dashboard import routes
-from mlzen.store import tables as t
-from mlzen.store.metadata import new_id, utcnow
 from tests.unit.server.conftest import PASSWORDS, LiveServer
 from tests.unit.server.pipelines_for_server import training
 
@@ -46,6 +45,25 @@ def two_runs(live: LiveServer) -> tuple[str, str]:
     first = training(rows=20, C=1.0)
     second = training(rows=40, C=0.5)
     return first.id, second.id
+
+
+def test_pages_of_an_empty_store_say_what_to_do(viewer: httpx.Client) -> None:
+    assert "No runs match." in viewer.get("/runs").text
+    assert "No pipelines yet." in viewer.get("/pipelines").text
+    assert "No artifacts yet" in viewer.get("/artifacts").text
+    assert "No models yet." in viewer.get("/models").text
+
+
+def test_pipeline_pages_list_pipelines_with_their_dag_and_runs(
+    viewer: httpx.Client, two_runs: tuple[str, str]
+) -> None:
+    listing = viewer.get("/pipelines").text
+    assert re.search(r'href="/pipelines/training">training</a></td>\s*<td>2</td>', listing)
+    page = viewer.get("/pipelines/training").text
+    nodes = re.findall(r'data-node="([^"]+)" data-status=""', page)
+    assert sorted(nodes) == ["evaluate", "load", "split", "train"]
+    assert page.count('class="run-link"') == 2
+    assert viewer.get("/pipelines/nope").status_code == 404
 
 
 def test_pages_send_anonymous_visitors_to_the_login_form(live: LiveServer) -> None:
@@ -185,45 +203,20 @@ def test_artifact_page_shows_facts_visualizations_and_lineage(
     assert viewer.get("/artifact-versions/nope").status_code == 404
 
 
-def test_models_pages_show_versions_and_stages(live: LiveServer, viewer: httpx.Client) -> None:
-    run = training(rows=20)
-    model_artifact = run.steps["train"].outputs["model"]
-    store = live.app.state.store
-    now = utcnow()
-    model_id, versions = new_id(), [new_id(), new_id()]
-    with store.write() as connection:
-        connection.execute(
-            insert(t.models).values(id=model_id, name="churn", description=None, created_at=now)
-        )
-        for number, (version_id, stage) in enumerate(
-            zip(versions, ("staging", "production"), strict=True), start=1
-        ):
-            connection.execute(
-                insert(t.model_versions).values(
-                    id=version_id,
-                    model_id=model_id,
-                    version=number,
-                    stage=stage,
-                    run_id=run.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        connection.execute(
-            insert(t.model_version_artifacts).values(
-                model_version_id=versions[1],
-                name="model",
-                artifact_version_id=model_artifact.id,
-                step_run_id=None,
-                created_at=now,
-            )
-        )
+def test_models_pages_show_versions_and_stages(viewer: httpx.Client) -> None:
+    with_model = training.with_options(model=Model("churn"))
+    first, second = with_model(rows=20), with_model(rows=40)
+    client = Client()
+    client.get_model_version("churn", 1).promote("staging")
+    client.get_model_version("churn", 2).promote("production")
     listing = viewer.get("/models").text
     assert re.search(r"churn</a></td>\s*<td>2</td>\s*<td>2</td>\s*<td>1</td>\s*<td>2</td>", listing)
     page = viewer.get("/models/churn").text
-    assert 'data-status="production"' in page and 'data-status="staging"' in page
+    assert re.search(r'data-version="2">.*?data-status="production"', page, re.S)
+    assert re.search(r'data-version="1">.*?data-status="staging"', page, re.S)
+    model_artifact = second.steps["train"].outputs["model"]
     assert f'href="/artifact-versions/{model_artifact.id}"' in page
-    assert run.name in page
+    assert first.name in page and second.name in page
     assert "churn:2" in viewer.get(f"/artifact-versions/{model_artifact.id}").text
     assert viewer.get("/models/nope").status_code == 404
 
@@ -248,3 +241,38 @@ def test_user_text_is_escaped(viewer: httpx.Client) -> None:
     page = viewer.get(f"/runs/{run.id}").text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@step
+def fragile(fail: bool = True) -> Annotated[int, "value"]:
+    print("about to fail")
+    if fail:
+        raise ValueError("the input was bad")
+    return 1
+
+
+@step
+def after_fragile(value: int) -> Annotated[int, "doubled"]:
+    return value * 2
+
+
+@pipeline
+def breaks(fail: bool = True) -> None:
+    after_fragile(fragile(fail=fail))
+
+
+def test_a_failed_run_shows_the_failed_step_its_error_and_what_did_not_run(
+    viewer: httpx.Client,
+) -> None:
+    with pytest.raises(RunFailedError):
+        breaks()
+    run = Client().get_pipeline_run("latest")
+    page = viewer.get(f"/runs/{run.id}").text
+    statuses = dict(re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', page))
+    assert statuses == {"fragile": "failed", "after_fragile": "not_run"}
+    assert "ValueError: the input was bad" in page
+    step_page = viewer.get(f"/runs/{run.id}/steps/fragile").text
+    assert "ValueError: the input was bad" in step_page and "about to fail" in step_page
+    assert "not run in this run" in viewer.get(f"/runs/{run.id}/steps/after_fragile").text
+    failed = viewer.get("/runs", params={"status": "failed"}).text
+    assert run.name in failed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -276,3 +276,23 @@ def test_a_failed_run_shows_the_failed_step_its_error_and_what_did_not_run(
     assert "not run in this run" in viewer.get(f"/runs/{run.id}/steps/after_fragile").text
     failed = viewer.get("/runs", params={"status": "failed"}).text
     assert run.name in failed
+
+
+@step
+def fit_model(C: float = 1.0) -> Annotated[Any, "classifier"]:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C).fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+
+
+@pipeline
+def sklearn_training(C: float = 1.0) -> None:
+    fit_model(C=C)
+
+
+def test_compare_page_shows_a_model_diff(viewer: httpx.Client) -> None:
+    pytest.importorskip("sklearn")
+    old, new = sklearn_training(C=1.0), sklearn_training(C=0.1)
+    page = viewer.get("/compare", params={"old": old.id, "new": new.id}).text
+    assert "LogisticRegression" in page and "<h4>Hyperparameters</h4>" in page
+    assert re.search(r'<h4>Hyperparameters</h4>.*?data-name="C">.*?<code>1.0</code>', page, re.S)

@@ -295,6 +295,7 @@ def save_histograms(frame: Any, path: Path) -> bool:
     into the PNG ``path``; false when no column has a finite value to draw."""
     import numpy as np
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     from pandas.api import types
 
     columns: list[tuple[str, Any]] = []
@@ -312,11 +313,19 @@ def save_histograms(frame: Any, path: Path) -> bool:
         return False
     across = min(3, len(columns))
     down = -(-len(columns) // across)
-    figure = Figure(figsize=(3.2 * across, 2.4 * down), dpi=80, layout="constrained")
+    # A plain subplot grid drawn as one filled outline per column, without y ticks:
+    # a layout engine and a patch per bar would cost several times the drawing time.
+    figure = Figure(figsize=(3.2 * across, 2.0 * down), dpi=72)
+    figure.subplots_adjust(left=0.03, right=0.97, bottom=0.1, top=0.9, wspace=0.12, hspace=0.6)
     for index, (name, values) in enumerate(columns):
         axes = figure.add_subplot(down, across, index + 1)
-        axes.hist(values, bins=min(30, max(1, np.unique(values).size)), color="#4c72b0")
+        # Few distinct values (flags, small counts) get one bar each; judged on a sample.
+        bins = min(30, max(1, np.unique(values[:1000]).size))
+        counts, edges = np.histogram(values, bins=bins)
+        axes.stairs(counts, edges, fill=True, color="#4c72b0")
         axes.set_title(name[:40], fontsize=9)
+        axes.set_yticks([])
+        axes.xaxis.set_major_locator(MaxNLocator(4))
         axes.tick_params(labelsize=7)
     figure.savefig(path, format="png")
     return True

@@ -296,3 +296,23 @@ def test_compare_page_shows_a_model_diff(viewer: httpx.Client) -> None:
     page = viewer.get("/compare", params={"old": old.id, "new": new.id}).text
     assert "LogisticRegression" in page and "<h4>Hyperparameters</h4>" in page
     assert re.search(r'<h4>Hyperparameters</h4>.*?data-name="C">.*?<code>1.0</code>', page, re.S)
+
+
+@step
+def chatty(lines: int = 30_000) -> Annotated[int, "count"]:
+    for number in range(lines):
+        print(f"line {number:06d} of the chatty step")
+    return lines
+
+
+@pipeline
+def talks(lines: int = 30_000) -> None:
+    chatty(lines=lines)
+
+
+def test_long_logs_show_their_end(viewer: httpx.Client) -> None:
+    run = talks()
+    page = viewer.get(f"/runs/{run.id}/steps/chatty").text
+    assert "line 029999 of the chatty step" in page
+    assert "line 000000 of the chatty step" not in page
+    assert re.search(r"The first \d+ characters are left out", page)

@@ -33,6 +33,8 @@ from mlzen.server.deps import get_client
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PER_PAGE = 50
+# A step page shows at most this many characters of logs, the end of them.
+LOG_CHARS = 200_000
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(include_in_schema=False)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -341,6 +343,8 @@ def step(
         "inputs": step_run.inputs if step_run else {},
         "outputs": step_run.outputs if step_run else {},
         "metadata": step_run.metadata if step_run else {},
+        "logs": step_run.logs[-LOG_CHARS:] if step_run else "",
+        "logs_cut": len(step_run.logs) - LOG_CHARS if step_run else 0,
         "explanation": explanation,
         "cached_from": (
             client.get_run_step(step_run.cached_from_id)

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from mlzen.errors import ConfigError, NotFoundError, RunFailedError
+from mlzen.errors import ConfigError, NotFoundError, RunFailedError, StoreError
 from mlzen.stack import Stack, active_stack
 
 if TYPE_CHECKING:
@@ -348,9 +348,11 @@ class Client:
             raise
         finally:
             step_errors = {o.step_id: o.error for o in failed if o.error}
-            self.store.finish_run(run_id, status, error, step_errors)
+            unrecorded = self._record_end(run_id, name, status, error, step_errors)
             if progress is not None:
                 progress.finish(status)
+            if unrecorded is not None:
+                raise unrecorded
         run = self.get_pipeline_run(run_id)
         if failed:
             first = failed[0]
@@ -365,6 +367,25 @@ class Client:
                 step_name=first.step_id,
             )
         return run
+
+    def _record_end(
+        self, run_id: str, name: str, status: str, error: str | None, step_errors: dict[str, str]
+    ) -> StoreError | None:
+        """Record how a run ended; the error to raise if the store could not be reached
+        (e.g. the team server went away mid-run)."""
+        try:
+            self.store.finish_run(run_id, status, error, step_errors)
+        except StoreError as exc:
+            unrecorded = StoreError(
+                f"Run '{name}' could not be recorded: {exc.message}\nThe artifacts of its "
+                "finished steps are kept in the artifact store. Once the store is back, "
+                f"complete the run with 'mlzen runs resume {name}' "
+                f"(or Client().get_pipeline_run('{name}').resume()).",
+                **{**exc.fields, "run_id": run_id, "run_name": name},
+            )
+            unrecorded.__cause__ = exc
+            return unrecorded
+        return None
 
     # -- pipelines and runs -------------------------------------------------------------
 

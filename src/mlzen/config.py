@@ -16,14 +16,24 @@ setting                    environment variable             default
 ``stack``                  ``MLZEN_STACK``                  the stack runs use; unset: the one
                                                             ``mlzen stack set`` stored, else
                                                             ``local``
+``server_url``             ``MLZEN_SERVER_URL``             unset: runs are recorded in
+                                                            ``store_url``; set (``mlzen login``):
+                                                            on this mlzen server
+``api_key``                ``MLZEN_API_KEY``                the key for ``server_url``; only in
+                                                            the environment or the credentials
+                                                            file ``mlzen login`` writes
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
-prefix, lower case); the environment wins over the file.
+prefix, lower case) except ``api_key``; the environment wins over the file.
+``mlzen login`` writes ``server_url`` and ``api_key`` to ``<root>/.mlzen/credentials.yaml``
+(mode 0600), which wins over ``config.yaml``; the environment wins over both.
+``mlzen logout`` removes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +41,7 @@ from pathlib import Path
 from mlzen.errors import ConfigError
 
 PROJECT_DIR_NAME = ".mlzen"
+CREDENTIALS_FILE = "credentials.yaml"
 EXECUTORS = ("threads", "processes")
 
 
@@ -47,6 +58,8 @@ class Settings:
     executor: str = "threads"
     progress: int = 1
     stack: str = ""
+    server_url: str = ""
+    api_key: str = dataclasses.field(default="", repr=False)
 
     @property
     def project_dir(self) -> Path:
@@ -63,8 +76,8 @@ def find_project_root(start: Path | None = None) -> Path:
     return here
 
 
-def _read_project_file(root: Path) -> dict[str, object]:
-    path = root / PROJECT_DIR_NAME / "config.yaml"
+def _read_project_file(root: Path, name: str = "config.yaml") -> dict[str, object]:
+    path = root / PROJECT_DIR_NAME / name
     if not path.is_file():
         return {}
     import yaml
@@ -120,6 +133,16 @@ def load_settings(**overrides: object) -> Settings:
     root_raw = overrides.pop("project_root", None) or os.environ.get("MLZEN_PROJECT_ROOT")
     root = Path(str(root_raw)).resolve() if root_raw else find_project_root()
     from_file = _read_project_file(root)
+    if "api_key" in from_file:
+        raise ConfigError(
+            f"{root / PROJECT_DIR_NAME / 'config.yaml'} sets 'api_key': a key does not belong "
+            "in a file that may be shared or committed. Remove it and run 'mlzen login URL "
+            "--api-key KEY' (which keeps it in a private file), or set MLZEN_API_KEY.",
+            setting="api_key",
+        )
+    login = _read_project_file(root, CREDENTIALS_FILE)
+    # The login is the user's latest word on the server: it wins over config.yaml.
+    from_file = {**from_file, **{k: v for k, v in login.items() if k in ("server_url", "api_key")}}
     for key in from_file:
         if key not in known or key == "project_root":
             raise ConfigError(

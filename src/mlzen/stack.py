@@ -10,7 +10,8 @@ Registered components and stacks live in the project's own metadata store
 is active: ``MLZEN_STACK`` (the ``stack`` setting), else the one ``mlzen stack set``
 stored, else ``local``. Each kind also has an implicit component named ``local``: the
 one the ``local`` stack uses, from settings, so a stack may mix it with registered ones
-(``mlzen stack register shared -o local -a s3``).
+(``mlzen stack register shared -o local -a s3``). A project logged in to a team server
+(``mlzen login``) records runs there: the server is then its ``local`` metadata store.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlzen.config import Settings, load_settings
 from mlzen.errors import ConfigError, MlzenError, NotFoundError
 from mlzen.flavors import KINDS
+from mlzen.store import runs_store_url
 
 if TYPE_CHECKING:
     from mlzen.artifacts.store import ArtifactStore
@@ -55,16 +57,16 @@ class Stack:
         self.orchestrator = orchestrator
         # None: the local deployer (mlzen.deployers.deployments.deployer_for builds it).
         self.model_deployer = model_deployer
-        self.store_url = store_url or settings.store_url
+        self.store_url = store_url or runs_store_url(settings)
         self.components = {kind: (components or {}).get(kind, LOCAL) for kind in KINDS}
         if artifact_store is not None:
             self.__dict__["artifact_store"] = artifact_store
 
     @cached_property
     def metadata_store(self) -> MetadataStore:
-        from mlzen.store.metadata import MetadataStore
+        from mlzen.store import open_metadata_store
 
-        return MetadataStore(self.store_url)
+        return open_metadata_store(self.store_url)
 
     @cached_property
     def artifact_store(self) -> ArtifactStore:

@@ -17,6 +17,7 @@ CONFIG_TEMPLATE = """\
 # max_workers: 0
 # executor: threads
 # progress: 1
+# server_url: http://127.0.0.1:8237  (or 'mlzen login'; the key never goes in this file)
 """
 
 
@@ -66,10 +67,13 @@ def status(as_json: bool) -> None:
     client = Client()
     settings = client.stack.settings
     counts = queries.counts(client.store)
+    server = getattr(client.store, "server_url", None)
+    user = client.store.whoami() if server else None
     data = {
         "project_root": str(settings.project_root),
         "stack": client.stack.name,
-        "store_url": safe_url(client.stack.store_url),
+        "server": f"{server} (logged in as {user['name']}, {user['role']})" if user else None,
+        "store_url": server or safe_url(client.stack.store_url),
         "artifact_root": str(client.stack.artifact_store.root),
         **counts,
     }
@@ -77,7 +81,9 @@ def status(as_json: bool) -> None:
         print_json(data)
         return
     rows = [
-        (key.replace("_", " "), value) for key, value in data.items() if key != "runs_by_status"
+        (key.replace("_", " "), "-" if value is None else value)
+        for key, value in data.items()
+        if key != "runs_by_status"
     ]
     rows.append(
         (

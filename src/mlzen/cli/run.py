@@ -138,9 +138,15 @@ class LiveView:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._poll()
-        if self._live is not None:
-            self._live.stop()
+        try:
+            self._poll()
+        except Exception:
+            # A failing run's own error (e.g. its store went away) says more than this.
+            if exc[0] is None:
+                raise
+        finally:
+            if self._live is not None:
+                self._live.stop()
 
     def _follow(self) -> None:
         while not self._stop.wait(0.2):

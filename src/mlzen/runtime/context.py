@@ -151,9 +151,9 @@ def log_metadata(
             "artifact_name=, or model=True)."
         )
     from mlzen.config import load_settings
-    from mlzen.store.metadata import MetadataStore
+    from mlzen.store import open_metadata_store, runs_store_url
 
-    store = MetadataStore(load_settings().store_url)
+    store = open_metadata_store(runs_store_url(load_settings()))
     if step_run_id:
         store.add_metadata("step_run", step_run_id, values)
     elif run_id:

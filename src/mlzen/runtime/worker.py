@@ -34,9 +34,10 @@ def pickle_invocation(launch: StepLaunch, step: Step) -> bytes:
 def _stores(store_url: str, artifacts_blob: bytes) -> tuple[MetadataStore, ArtifactStore]:
     import cloudpickle
 
-    from mlzen.store.metadata import MetadataStore
+    from mlzen.store import open_metadata_store
 
-    return MetadataStore(store_url), cloudpickle.loads(artifacts_blob)
+    # A server store's URL carries its API key, so a worker reaches the same server.
+    return open_metadata_store(store_url), cloudpickle.loads(artifacts_blob)
 
 
 def run_pickled_step(store_url: str, artifacts_blob: bytes, invocation: bytes) -> StepOutcome:

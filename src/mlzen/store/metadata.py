@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from mlzen.errors import StoreError
 from mlzen.store import tables as t
+from mlzen.store.operations import remote_write
 
 HEAD_REVISION = "0003"
 RUNNING = "running"
@@ -225,6 +226,7 @@ class MetadataStore:
 
     # -- runs -------------------------------------------------------------------------
 
+    @remote_write()
     def create_run(
         self,
         *,
@@ -262,6 +264,7 @@ class MetadataStore:
             )
         return run_id
 
+    @remote_write(idempotent=True)
     def heartbeat(self, run_id: str) -> None:
         """Renew a running run's lease."""
         with self.write() as connection:
@@ -271,6 +274,7 @@ class MetadataStore:
                 .values(heartbeat_at=utcnow())
             )
 
+    @remote_write(idempotent=True)
     def finish_run(
         self,
         run_id: str,
@@ -305,6 +309,8 @@ class MetadataStore:
                 update(t.step_runs).where(*unfinished).values(status=status, ended_at=now)
             )
 
+    # Viewers may: reading runs does it (Client marks runs whose lease ran out).
+    @remote_write(idempotent=True, role="viewer")
     def expire_stale_runs(self, run_ids: list[str] | None = None) -> list[str]:
         """Mark runs whose lease ran out as ``crashed``, with their unfinished steps.
 
@@ -341,6 +347,7 @@ class MetadataStore:
 
     # -- step runs --------------------------------------------------------------------
 
+    @remote_write()
     def start_step_run(
         self,
         *,
@@ -407,6 +414,7 @@ class MetadataStore:
                     raise
         return step_run_id
 
+    @remote_write()
     def finish_step_run(
         self,
         step_run_id: str,
@@ -604,6 +612,7 @@ class MetadataStore:
             store_url=safe_url(self.url),
         )
 
+    @remote_write(idempotent=True)
     def delete_run(self, run_id: str) -> int:
         """Delete a run, its step runs, lineage and metadata, and the artifact versions it
         produced that no other step run uses and no model version links. Returns how
@@ -689,6 +698,7 @@ class MetadataStore:
 
     # -- metadata ---------------------------------------------------------------------
 
+    @remote_write()
     def add_metadata(self, entity_type: str, entity_id: str, values: Mapping[str, Any]) -> None:
         """Attach key/value metadata to a run, step run, artifact or model version."""
         with self.write() as connection:

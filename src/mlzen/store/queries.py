@@ -1,4 +1,9 @@
-"""The read side of the metadata store: every query returns plain dicts."""
+"""The read side of the metadata store: every query returns plain dicts.
+
+Queries marked ``@remote_read`` run on the team server when the project is logged in
+to one (``mlzen.store.operations``); the stack registry's and secrets' queries never
+leave the project's own store.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy import Select, func, or_, select
 from mlzen.errors import NotFoundError
 from mlzen.store import tables as t
 from mlzen.store.metadata import FINISHED_STATUSES, MetadataStore
+from mlzen.store.operations import remote_read
 
 _RUN_COLUMNS = [*t.pipeline_runs.c, t.pipelines.c.name.label("pipeline_name")]
 _VERSION_COLUMNS = [*t.artifact_versions.c, t.artifacts.c.name.label("name")]
@@ -39,6 +45,7 @@ def _one(store: MetadataStore, query: Select[Any]) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+@remote_read
 def list_pipelines(store: MetadataStore) -> list[dict[str, Any]]:
     """Every pipeline with its run count, newest first."""
     query = (
@@ -50,6 +57,7 @@ def list_pipelines(store: MetadataStore) -> list[dict[str, Any]]:
     return _all(store, query)
 
 
+@remote_read
 def get_pipeline(store: MetadataStore, name: str) -> dict[str, Any]:
     row = _one(store, select(*t.pipelines.c).where(t.pipelines.c.name == name))
     if row is None:
@@ -61,6 +69,7 @@ def get_pipeline(store: MetadataStore, name: str) -> dict[str, Any]:
     return row
 
 
+@remote_read
 def find_run(store: MetadataStore, ref: str) -> dict[str, Any]:
     """A run by id, name or unique id prefix."""
     row = _one(
@@ -81,6 +90,7 @@ def find_run(store: MetadataStore, ref: str) -> dict[str, Any]:
     )
 
 
+@remote_read
 def list_runs(
     store: MetadataStore,
     *,
@@ -105,6 +115,7 @@ def list_runs(
     return _all(store, query.limit(limit).offset(offset))
 
 
+@remote_read
 def step_runs_of(store: MetadataStore, run_id: str) -> list[dict[str, Any]]:
     """A run's step runs in the order they started."""
     query = (
@@ -115,6 +126,7 @@ def step_runs_of(store: MetadataStore, run_id: str) -> list[dict[str, Any]]:
     return _all(store, query)
 
 
+@remote_read
 def get_step_run(store: MetadataStore, step_run_id: str) -> dict[str, Any]:
     row = _one(store, select(*t.step_runs.c).where(t.step_runs.c.id == step_run_id))
     if row is None:
@@ -122,6 +134,7 @@ def get_step_run(store: MetadataStore, step_run_id: str) -> dict[str, Any]:
     return row
 
 
+@remote_read
 def edges_of(
     store: MetadataStore, step_run_ids: Iterable[str]
 ) -> dict[str, dict[str, dict[str, str]]]:
@@ -136,6 +149,7 @@ def edges_of(
     return edges
 
 
+@remote_read
 def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]]:
     """Successful step runs with this cache key, newest first, with their outputs."""
     query = (
@@ -155,6 +169,7 @@ def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]
     ]
 
 
+@remote_read
 def get_artifact_versions(store: MetadataStore, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     ids = list(ids)
     if not ids:
@@ -163,6 +178,7 @@ def get_artifact_versions(store: MetadataStore, ids: Iterable[str]) -> dict[str,
     return {row["id"]: row for row in rows}
 
 
+@remote_read
 def find_artifact_version(
     store: MetadataStore, name_or_id: str, version: int | str | None = None
 ) -> dict[str, Any]:
@@ -184,6 +200,7 @@ def find_artifact_version(
     return row
 
 
+@remote_read
 def list_artifact_versions(
     store: MetadataStore, name: str | None = None, *, limit: int = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
@@ -197,6 +214,7 @@ def list_artifact_versions(
     return _all(store, query.limit(limit).offset(offset))
 
 
+@remote_read
 def list_artifacts(store: MetadataStore) -> list[dict[str, Any]]:
     query = (
         select(*t.artifacts.c, func.max(t.artifact_versions.c.version).label("latest_version"))
@@ -207,6 +225,7 @@ def list_artifacts(store: MetadataStore) -> list[dict[str, Any]]:
     return _all(store, query)
 
 
+@remote_read
 def consumers_of(store: MetadataStore, artifact_version_id: str) -> list[dict[str, Any]]:
     """Step runs that read this artifact version as an input."""
     query = (
@@ -221,6 +240,7 @@ def consumers_of(store: MetadataStore, artifact_version_id: str) -> list[dict[st
     return _all(store, query)
 
 
+@remote_read
 def metadata_of(store: MetadataStore, entity_type: str, entity_id: str) -> dict[str, Any]:
     """Key/value metadata of one entity; a later value for a key wins."""
     query = (
@@ -231,6 +251,7 @@ def metadata_of(store: MetadataStore, entity_type: str, entity_id: str) -> dict[
     return {row["key"]: json.loads(row["value"]) for row in _all(store, query)}
 
 
+@remote_read
 def counts(store: MetadataStore) -> dict[str, Any]:
     """How many pipelines, runs (and runs per status), artifacts and versions there are."""
     with store.read() as connection:
@@ -249,6 +270,7 @@ def counts(store: MetadataStore) -> dict[str, Any]:
     return {**total, "runs_by_status": {status: n for status, n in sorted(by_status)}}
 
 
+@remote_read
 def get_artifact(store: MetadataStore, name: str) -> dict[str, Any]:
     """The artifact (the name, not a version) called ``name``."""
     row = _one(store, select(*t.artifacts.c).where(t.artifacts.c.name == name))
@@ -260,6 +282,7 @@ def get_artifact(store: MetadataStore, name: str) -> dict[str, Any]:
     return row
 
 
+@remote_read
 def artifact_summaries(store: MetadataStore, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Every artifact by name with its latest version, version count, total size of its
     versions and when its newest version was made."""
@@ -281,6 +304,7 @@ def artifact_summaries(store: MetadataStore, *, limit: int | None = None) -> lis
     return _all(store, query)
 
 
+@remote_read
 def step_run_origins(
     store: MetadataStore, step_run_ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
@@ -302,6 +326,7 @@ def step_run_origins(
     return {row["step_run_id"]: row for row in _all(store, query)}
 
 
+@remote_read
 def referenced_artifact_folders(store: MetadataStore) -> list[dict[str, Any]]:
     """Every distinct ``(uri, content_hash)`` that an artifact version records, and the
     folder of every recorded visualization (its URI minus the file name; the folder's
@@ -314,6 +339,7 @@ def referenced_artifact_folders(store: MetadataStore) -> list[dict[str, Any]]:
     return folders
 
 
+@remote_read
 def visualizations_of(store: MetadataStore, artifact_version_id: str) -> list[dict[str, Any]]:
     """The visualizations recorded for an artifact version (``id``, ``name``, ``kind``,
     ``uri``, ``created_at``), by name."""
@@ -329,6 +355,7 @@ def visualizations_of(store: MetadataStore, artifact_version_id: str) -> list[di
 # -- cache explanations (`mlzen runs explain`) ------------------------------------------
 
 
+@remote_read
 def previous_step_run(
     store: MetadataStore, *, run_id: str, step_id: str, step_name: str, before: datetime
 ) -> dict[str, Any] | None:
@@ -348,6 +375,7 @@ def previous_step_run(
     return successful or _one(store, newest_first)
 
 
+@remote_read
 def earlier_step_run_with_key(
     store: MetadataStore, *, run_id: str, cache_key: str, before: datetime
 ) -> dict[str, Any] | None:

@@ -1,0 +1,112 @@
+"""``mlzen login`` and ``mlzen logout``: record this project's runs on a team server.
+
+``mlzen login URL --api-key KEY`` checks the key with the server, then keeps the URL and
+the key in ``.mlzen/credentials.yaml`` (mode 0600, never printed). From then on the
+project's runs, the Client and the CLI use the server's metadata store; artifacts still
+go to the stack's artifact store. ``mlzen logout`` deletes the file: the project records
+to its own store again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from mlzen.config import Settings
+
+ENV_VARIABLES = ("MLZEN_SERVER_URL", "MLZEN_API_KEY")
+
+
+def credentials_path(settings: Settings) -> Path:
+    from mlzen.config import CREDENTIALS_FILE
+
+    return settings.project_dir / CREDENTIALS_FILE
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, replacing it atomically."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@click.command(epilog="Example: mlzen login http://127.0.0.1:8237 --api-key mlzen_...")
+@click.argument("url")
+@click.option(
+    "--api-key",
+    prompt="API key",
+    hide_input=True,
+    help="A key from 'mlzen server keys create' (asked for when not given).",
+)
+def login(url: str, api_key: str) -> None:
+    """Record this project's runs on the mlzen server at URL, with an API key."""
+    import yaml
+
+    from mlzen.config import load_settings
+    from mlzen.errors import ConfigError
+    from mlzen.store.remote import RemoteMetadataStore, check_server_url
+
+    server = check_server_url(url)
+    settings = load_settings()
+    if not settings.project_dir.is_dir():
+        raise ConfigError(
+            f"{settings.project_root} is not an mlzen project. Run 'mlzen init' first, or "
+            "log in from the project's folder.",
+            path=str(settings.project_root),
+        )
+    api_key = api_key.strip()
+    user = RemoteMetadataStore(server, api_key, retry_delays=()).whoami()
+    path = credentials_path(settings)
+    _write_private(path, yaml.safe_dump({"server_url": server, "api_key": api_key}))
+    click.echo(f"Logged in to {server} as {user['name']} ({user['role']}).")
+    click.echo("This project's runs are now recorded there; 'mlzen logout' undoes it.")
+    if user["role"] == "viewer":
+        click.echo(
+            "Note: a viewer key can read runs but not record them. Ask an admin for an "
+            "editor key to run pipelines.",
+            err=True,
+        )
+    for name in ENV_VARIABLES:
+        if os.environ.get(name):
+            click.echo(f"Note: {name} is set and wins over this login.", err=True)
+
+
+@click.command(epilog="Example: mlzen logout")
+def logout() -> None:
+    """Forget the server login: this project records to its own store again."""
+    from mlzen.config import load_settings
+    from mlzen.store.metadata import safe_url
+
+    settings = load_settings()
+    path = credentials_path(settings)
+    if path.exists():
+        import yaml
+
+        try:
+            server = (yaml.safe_load(path.read_text()) or {}).get("server_url", "the server")
+        except yaml.YAMLError:
+            server = "the server"
+        path.unlink()
+        click.echo(f"Logged out of {server}.")
+    else:
+        click.echo("Not logged in to a server; nothing to do.")
+    if os.environ.get("MLZEN_SERVER_URL"):
+        click.echo(
+            "Note: MLZEN_SERVER_URL is still set, so runs still go to "
+            f"{os.environ['MLZEN_SERVER_URL']}. Unset it to use the local store.",
+            err=True,
+        )
+    else:
+        local = load_settings().store_url
+        click.echo(f"Runs are recorded in {safe_url(local)}.")

@@ -314,7 +314,7 @@ def render_svg(graph: Layout, *, title: str) -> Markup:
     # Every piece of text in it went through html.escape above.
     return Markup(  # noqa: S704
         f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" role="img" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" style="max-width: {width:.0f}px" '
         f'aria-label="{escape(title)}">'
         '<defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'

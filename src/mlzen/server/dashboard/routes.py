@@ -400,7 +400,11 @@ def artifact_version(
         "consumers": [
             found.step_runs[step] for v, step, _ in sorted(found.edges) if v == version_id
         ],
-        "visualizations": queries.visualizations(client.store, version_id),
+        # Tables (HTML) first: they say the most about a value at a glance.
+        "visualizations": sorted(
+            queries.visualizations(client.store, version_id),
+            key=lambda v: (v["kind"] != "html", v["name"]),
+        ),
         "siblings": queries.artifact_siblings(client.store, row["artifact_id"]),
         "models": queries.models_of_artifact(client.store, version_id),
     }

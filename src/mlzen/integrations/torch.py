@@ -17,7 +17,8 @@ module cannot be rebuilt; loading it then raises an error naming the fix.
 The state dict goes into ``module.safetensors``; when safetensors cannot hold it (tied
 weights sharing memory, extra state that is not a tensor) into ``state_dict.pt`` with
 ``torch.save``, read back with ``torch.load(weights_only=True)``, which runs no pickled
-code. A tensor goes into ``tensor.safetensors``, always loaded on the CPU.
+code. Weights are always loaded on the CPU, and a module in eval mode. A tensor goes
+into ``tensor.safetensors``.
 """
 
 from __future__ import annotations
@@ -270,7 +271,9 @@ def read_state_dict(folder: str | Path) -> dict[str, Any]:
 
         return load_file(folder / SAFETENSORS_FILE)
     # weights_only: tensors and plain containers only, no pickled code is run.
-    return torch.load(folder / TORCH_FILE, weights_only=True)  # type: ignore[no-any-return]
+    return torch.load(  # type: ignore[no-any-return]
+        folder / TORCH_FILE, weights_only=True, map_location="cpu"
+    )
 
 
 def parameter_summary(module: Any) -> dict[str, Any]:

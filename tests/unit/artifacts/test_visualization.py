@@ -238,3 +238,9 @@ def test_visualizations_in_an_fsspec_store(remote: str) -> None:
     folder = visuals["preview"].uri.rpartition("/")[0]
     assert folder in store.list_uris()
     assert collect_garbage(Client(), min_age=0).count == 0
+
+
+def test_visualizations_are_recorded_in_postgresql(postgres_url: str) -> None:
+    version = frames().steps["make_frame"].outputs["table"]
+    assert sorted(v.name for v in version.visualizations) == ["histograms", "preview"]
+    assert collect_garbage(Client()).referenced == 2

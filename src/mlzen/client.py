@@ -331,10 +331,18 @@ class Client:
                 "with the {date} and {time} placeholders.",
                 run_name=name,
             ) from None
-        handle = RunHandle(run_id, name, spec.name, reuse)
+        tracker = self.stack.experiment_tracker
+        handle = RunHandle(run_id, name, spec.name, reuse, tracker=tracker)
         status, error, failed = "failed", None, []
         progress = _Progress(name, len(spec.steps)) if settings.progress else None
         try:
+            if tracker is not None:
+                handle.tracker_run = tracker.start_run(
+                    pipeline_name=spec.name,
+                    run_id=run_id,
+                    run_name=name,
+                    parameters=spec.parameters,
+                )
             with Heartbeat(self.store, run_id, settings.heartbeat_interval):
                 outcomes = schedule(spec, steps, handle, self.stack.executor(), progress)
             failed = [o for o in outcomes.values() if not o.succeeded]
@@ -349,6 +357,14 @@ class Client:
         finally:
             step_errors = {o.step_id: o.error for o in failed if o.error}
             unrecorded = self._record_end(run_id, name, status, error, step_errors)
+            if tracker is not None and handle.tracker_run is not None:
+                try:
+                    tracker.end_run(handle.tracker_run, status=status)
+                except Exception as exc:  # the run is recorded; say what the tracker missed
+                    print(
+                        f"mlzen: warning: the experiment tracker missed the end: {exc}",
+                        file=sys.stderr,
+                    )
             if progress is not None:
                 progress.finish(status)
             if unrecorded is not None:

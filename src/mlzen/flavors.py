@@ -16,7 +16,9 @@ The components a flavor builds:
 - ``artifact_store``: an ``ArtifactStore`` (``mlzen.artifacts.store``);
 - ``metadata_store``: a ``MetadataStoreComponent`` — an SQLAlchemy URL;
 - ``model_deployer``: a ``ModelDeployerComponent`` — runs prediction services
-  (``mlzen.deployers``; the built-in ``local`` one runs them as local processes).
+  (``mlzen.deployers``; the built-in ``local`` one runs them as local processes);
+- ``experiment_tracker`` (optional, the ``local`` stack has none): an
+  ``ExperimentTrackerComponent`` — told when a run and each of its steps start and end.
 
 A config is validated with the flavor's ``config_class`` when a component is registered
 and again, its secret references resolved, whenever a stack is loaded. Validators may
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
     from mlzen.orchestrators.base import StepExecutor
     from mlzen.store.metadata import MetadataStore
 
-KINDS = ("orchestrator", "artifact_store", "metadata_store", "model_deployer")
+#: Kinds a stack may leave out: they have no built-in ``local`` component.
+OPTIONAL_KINDS = ("experiment_tracker",)
+KINDS = ("orchestrator", "artifact_store", "metadata_store", "model_deployer", *OPTIONAL_KINDS)
 ConfigT = TypeVar("ConfigT")
 
 
@@ -69,6 +73,55 @@ class MetadataStoreComponent:
     @property
     def reachable_from_other_machines(self) -> bool:
         return not self.url.startswith("sqlite")
+
+
+class ExperimentTrackerComponent(ABC):
+    """What an experiment-tracker flavor builds: a mirror of runs in a tracking tool.
+
+    The client calls :meth:`start_run` before the first step and :meth:`end_run` after
+    the last; ``run_step`` calls :meth:`start_step` before a step runs (in the thread or
+    process that runs it) and :meth:`end_step` after. A cached step is started and ended
+    at once, with ``cached_from`` set. The component travels to worker processes and Ray
+    tasks inside each step's launch, so it must pickle (keep clients out of its state).
+    Every method takes keyword-only arguments and ``**kwargs`` for fields added later.
+    """
+
+    @abstractmethod
+    def start_run(
+        self,
+        *,
+        pipeline_name: str,
+        run_id: str,
+        run_name: str,
+        parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> Any:
+        """Open the run in the tracker; returns a picklable handle for the other calls."""
+
+    @abstractmethod
+    def end_run(self, run: Any, *, status: str, **kwargs: Any) -> None:
+        """Close the run ``start_run`` returned; ``status`` is mlzen's (``completed``, ...)."""
+
+    @abstractmethod
+    def start_step(
+        self,
+        run: Any,
+        *,
+        pipeline_name: str,
+        run_id: str,
+        run_name: str,
+        step_name: str,
+        invocation_id: str,
+        step_run_id: str,
+        parameters: dict[str, Any],
+        cached_from: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Open a step's record; the result is ``get_step_context().experiment_tracker``."""
+
+    @abstractmethod
+    def end_step(self, step: Any, *, status: str, metadata: dict[str, Any], **kwargs: Any) -> None:
+        """Close what ``start_step`` returned, with the metadata the step logged."""
 
 
 class ModelDeployerComponent(ABC):

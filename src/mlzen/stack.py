@@ -22,12 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from mlzen.config import Settings, load_settings
 from mlzen.errors import ConfigError, MlzenError, NotFoundError
-from mlzen.flavors import KINDS
+from mlzen.flavors import KINDS, OPTIONAL_KINDS
 from mlzen.store import runs_store_url
 
 if TYPE_CHECKING:
     from mlzen.artifacts.store import ArtifactStore
-    from mlzen.flavors import Flavor, ModelDeployerComponent, OrchestratorComponent
+    from mlzen.flavors import (
+        ExperimentTrackerComponent,
+        Flavor,
+        ModelDeployerComponent,
+        OrchestratorComponent,
+    )
     from mlzen.orchestrators.base import StepExecutor
     from mlzen.store.metadata import MetadataStore
 
@@ -51,6 +56,7 @@ class Stack:
         store_url: str | None = None,
         components: Mapping[str, str] | None = None,
         model_deployer: ModelDeployerComponent | None = None,
+        experiment_tracker: ExperimentTrackerComponent | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -58,7 +64,13 @@ class Stack:
         # None: the local deployer (mlzen.deployers.deployments.deployer_for builds it).
         self.model_deployer = model_deployer
         self.store_url = store_url or runs_store_url(settings)
-        self.components = {kind: (components or {}).get(kind, LOCAL) for kind in KINDS}
+        # Optional kinds (the experiment tracker) have no local component: None is none.
+        self.experiment_tracker = experiment_tracker
+        self.components = {
+            kind: (components or {}).get(kind, LOCAL)
+            for kind in KINDS
+            if kind not in OPTIONAL_KINDS or kind in (components or {})
+        }
         if artifact_store is not None:
             self.__dict__["artifact_store"] = artifact_store
 
@@ -210,6 +222,7 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
         return Stack(settings)
     from mlzen.artifacts.store import ArtifactStore
     from mlzen.flavors import (
+        ExperimentTrackerComponent,
         MetadataStoreComponent,
         ModelDeployerComponent,
         OrchestratorComponent,
@@ -228,6 +241,7 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
         "artifact_store": ArtifactStore,
         "metadata_store": MetadataStoreComponent,
         "model_deployer": ModelDeployerComponent,
+        "experiment_tracker": ExperimentTrackerComponent,
     }
     built: dict[str, Any] = {}
     for kind, component_name in row["components"].items():
@@ -264,6 +278,7 @@ def load_stack(name: str, settings: Settings | None = None) -> Stack:
         store_url=store.url if store is not None else None,
         components=row["components"],
         model_deployer=built.get("model_deployer"),
+        experiment_tracker=built.get("experiment_tracker"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlzen.config import Settings, load_settings
 from mlzen.errors import ConfigError
-from mlzen.flavors import KINDS
+from mlzen.flavors import KINDS, OPTIONAL_KINDS
 from mlzen.stack import LOCAL, _flavor, _registry, active_stack_name
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -129,6 +129,12 @@ def register_stack(
     chosen = {}
     for kind, component in components.items():
         _check_kind(kind)
+        if component == LOCAL and kind in OPTIONAL_KINDS:
+            raise ConfigError(
+                f"There is no built-in {kind}: register one first ('mlzen component register "
+                f"{kind} NAME --flavor ...') and name it, or leave the {kind} out.",
+                kind=kind,
+            )
         if component and component != LOCAL:
             chosen[kind] = component
     registry.save_stack(_registry(settings or load_settings()), name, chosen, replace=replace)
@@ -267,7 +273,11 @@ def list_stacks(*, settings: Settings | None = None) -> list[dict[str, Any]]:
         {
             "name": row["name"],
             "active": row["name"] == active,
-            "components": {kind: (row["components"] or {}).get(kind, LOCAL) for kind in KINDS},
+            "components": {
+                kind: (row["components"] or {}).get(kind, LOCAL)
+                for kind in KINDS
+                if kind not in OPTIONAL_KINDS or kind in (row["components"] or {})
+            },
             "created_at": row["created_at"],
         }
         for row in rows

@@ -233,6 +233,7 @@ def test_loaded_components_follow_their_configs(project: Path) -> None:
         "orchestrator": "procs",
         "artifact_store": "local",
         "metadata_store": "local",
+        "model_deployer": "local",
     }
     x = load_stack("x")
     assert isinstance(x.artifact_store, LocalArtifactStore)
@@ -368,7 +369,7 @@ def test_registration_validates_the_config_and_names_the_option() -> None:
         register_component("orchestrator", "a b", "local", {})
     with pytest.raises(ConfigError, match="malformed secret reference"):
         register_component("artifact_store", "a", "local", {"path": "{{ secrets.x }}"})
-    assert [c["name"] for c in list_components()] == ["local", "local", "local"]
+    assert [c["name"] for c in list_components()] == ["local", "local", "local", "local"]
 
 
 def test_registering_twice_needs_replace() -> None:

@@ -24,6 +24,7 @@ def stack() -> None:
 )
 @click.option("-m", "--metadata-store", help="Metadata store component [default: local].")
 @click.option("-d", "--model-deployer", help="Model deployer component [default: local].")
+@click.option("-e", "--experiment-tracker", help="Experiment tracker component [default: none].")
 @click.option("--replace", is_flag=True, help="Overwrite a stack of this name.")
 @click.option("--set", "activate", is_flag=True, help="Make it the active stack.")
 def register(
@@ -32,6 +33,7 @@ def register(
     artifact_store: str,
     metadata_store: str | None,
     model_deployer: str | None,
+    experiment_tracker: str | None,
     replace: bool,
     activate: bool,
 ) -> None:
@@ -48,6 +50,7 @@ def register(
             "artifact_store": artifact_store,
             "metadata_store": metadata_store,
             "model_deployer": model_deployer,
+            "experiment_tracker": experiment_tracker,
         },
         replace=replace,
     )

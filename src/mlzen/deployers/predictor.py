@@ -47,7 +47,7 @@ class Predictor:
         kind = type(self.model)
         return f"{kind.__module__}.{kind.__qualname__}"
 
-    def predict(self, rows: list[list[Any]]) -> list[Any]:
+    def predict(self, rows: list[Any]) -> list[Any]:
         """Predictions for rows already checked by ``schema.parse`` (values in column
         order).
 
@@ -63,12 +63,16 @@ class Predictor:
                 f"The model rejected the rows: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _frame(self, rows: list[list[Any]]) -> Any:
+    def _frame(self, rows: list[Any]) -> Any:
         import numpy as np
-
-        if not (self.schema.named and self.schema.columns):
-            return np.asarray(rows, dtype=float if self.schema.columns else None)
         import pandas as pd
+
+        if not self.schema.columns:
+            if rows and all(isinstance(row, dict) for row in rows):
+                return pd.DataFrame(rows)
+            return np.asarray(rows)
+        if not self.schema.named:
+            return np.asarray(rows, dtype=float)
 
         frame = pd.DataFrame(rows, columns=self.schema.names)
         for column in self.schema.columns:

@@ -93,8 +93,9 @@ class InputSchema:
             source=data["source"],
         )
 
-    def parse(self, payload: Any) -> list[list[Any]]:
-        """The rows of a request body, each as values in column order.
+    def parse(self, payload: Any) -> list[Any]:
+        """The rows of a request body, each as values in column order (records stay
+        records when the columns are unknown).
 
         Accepts ``{"rows": [...]}`` or a bare list; each row a record
         (``{"column": value}``) or, when the columns are known, a list of values in
@@ -115,7 +116,7 @@ class InputSchema:
             raise InputError(errors[:MAX_ERRORS])
         return parsed
 
-    def _row(self, row: Any, loc: list[Any], errors: list[dict[str, Any]]) -> list[Any]:
+    def _row(self, row: Any, loc: list[Any], errors: list[dict[str, Any]]) -> Any:
         n = len(self.columns)
         if isinstance(row, list):
             if n and len(row) != n:
@@ -130,6 +131,8 @@ class InputSchema:
                 return row
             values = row
         elif isinstance(row, dict):
+            if not self.columns:
+                return row  # nothing to check against: the model gets the record
             if not self.named:
                 errors.append(
                     _error(
@@ -163,8 +166,6 @@ class InputSchema:
 
     def _record(self, row: dict[str, Any], loc: list[Any], errors: list[dict[str, Any]]) -> list:
         names = self.names
-        if not names:
-            return list(row.values())
         for name in names:
             if name not in row:
                 errors.append(

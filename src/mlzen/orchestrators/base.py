@@ -14,12 +14,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlzen.runtime.run_step import FAILED, StepLaunch, StepOutcome
 from mlzen.spec import PipelineSpec
 from mlzen.steps import Step
 from mlzen.store.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from mlzen.flavors import ExperimentTrackerComponent
 
 
 class StepExecutor(ABC):
@@ -48,6 +51,8 @@ class RunHandle:
     run_name: str
     pipeline_name: str
     reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracker: ExperimentTrackerComponent | None = None
+    tracker_run: Any = None
 
 
 def schedule(
@@ -84,6 +89,8 @@ def schedule(
                         for argument, ref in spec.steps[step_id].inputs.items()
                     },
                     reuse=run.reuse.get(step_id),
+                    tracker=run.tracker,
+                    tracker_run=run.tracker_run,
                 )
                 running[executor.submit(launch, steps[step_id])] = step_id
             if not running:

@@ -16,7 +16,9 @@ class StepContext:
     """The running step: its run, its names and the metadata it has logged so far.
 
     ``model_version`` is the model version its outputs are linked to (``None`` when
-    neither the step nor its pipeline has ``model=``).
+    neither the step nor its pipeline has ``model=``). ``experiment_tracker`` is what
+    the stack's experiment tracker opened for this step (for MLflow, an ``MlflowStepRun``
+    with ``run_id`` and ``client``), else ``None``.
     """
 
     run_id: str
@@ -31,6 +33,7 @@ class StepContext:
     output_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_version: ModelVersionInfo | None = None
     model_metadata: dict[str, Any] = field(default_factory=dict)
+    experiment_tracker: Any = None
 
     def add_output_metadata(self, output_name: str, metadata: Mapping[str, Any]) -> None:
         """Attach metadata to one of this step's outputs (recorded when it is saved)."""

@@ -19,7 +19,7 @@ import inspect
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlzen.artifacts.materializer import (
     SavedArtifact,
@@ -41,6 +41,9 @@ from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore, OutputRecord
 from mlzen.store.models import resolve_version
 
+if TYPE_CHECKING:
+    from mlzen.flavors import ExperimentTrackerComponent
+
 COMPLETED, CACHED, FAILED = "completed", "cached", "failed"
 
 
@@ -56,6 +59,8 @@ class StepLaunch:
     reuse: dict[str, Any] | None = None
     code: dict[str, str] | None = None
     source: str | None = None
+    tracker: ExperimentTrackerComponent | None = None
+    tracker_run: Any = None
 
     @classmethod
     def for_step(cls, function_of: Step, **fields: Any) -> StepLaunch:
@@ -128,7 +133,9 @@ def run_step(
                 outputs=hit["outputs"],
                 model_version_id=model_version_id,
             )
-            return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
+    if hit is not None:
+        _track_cached(launch, step_run_id, hit["id"])
+        return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
 
     step_run_id = store.start_step_run(**record)
     context = StepContext(
@@ -146,6 +153,10 @@ def run_step(
     attempts = 0
     with contextlib.ExitStack() as publishing, capture_logs() as logs:
         try:
+            if launch.tracker is not None:
+                context.experiment_tracker = launch.tracker.start_step(
+                    launch.tracker_run, **_tracked_step(launch, step_run_id)
+                )
             kwargs = dict(spec.parameters)
             for argument, version_id in launch.inputs.items():
                 row = input_versions[version_id]
@@ -173,9 +184,12 @@ def run_step(
                     time.sleep(delay)
             publishing.enter_context(artifacts.publishing())
             outputs = _save_outputs(spec, step, value, artifacts)
+            _end_tracking(launch, context, COMPLETED)
         except Exception as exc:
             publishing.close()
             error = traceback.format_exc()
+            with contextlib.suppress(Exception):  # the step's own error is what to report
+                _end_tracking(launch, context, FAILED)
             _call_hook(step.options.on_failure, spec.id, exception=exc, context=context)
             reset_step_context(token)
             store.finish_step_run(
@@ -203,6 +217,41 @@ def run_step(
     # neither delay garbage collection nor leave a finished step looking unfinished.
     _call_hook(step.options.on_success, spec.id, context=context)
     return StepOutcome(spec.id, COMPLETED, created, step_run_id)
+
+
+def _tracked_step(launch: StepLaunch, step_run_id: str) -> dict[str, Any]:
+    return {
+        "pipeline_name": launch.pipeline_name,
+        "run_id": launch.run_id,
+        "run_name": launch.run_name,
+        "step_name": launch.step.name,
+        "invocation_id": launch.step.id,
+        "step_run_id": step_run_id,
+        "parameters": dict(launch.step.parameters),
+    }
+
+
+def _end_tracking(launch: StepLaunch, context: StepContext, status: str) -> None:
+    if launch.tracker is not None and context.experiment_tracker is not None:
+        launch.tracker.end_step(
+            context.experiment_tracker, status=status, metadata=dict(context.metadata)
+        )
+
+
+def _track_cached(launch: StepLaunch, step_run_id: str, cached_from: str) -> None:
+    """Record a cache hit in the tracker; the hit is already recorded, so a tracker
+    failure is reported, not raised."""
+    if launch.tracker is None:
+        return
+    try:
+        tracked = launch.tracker.start_step(
+            launch.tracker_run, **_tracked_step(launch, step_run_id), cached_from=cached_from
+        )
+        launch.tracker.end_step(tracked, status=CACHED, metadata={})
+    except Exception as exc:
+        print(
+            f"Warning: the experiment tracker did not record cached step '{launch.step.id}': {exc}"
+        )
 
 
 def _model_version(launch: StepLaunch, store: MetadataStore) -> ModelVersionInfo | None:

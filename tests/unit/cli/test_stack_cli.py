@@ -197,6 +197,7 @@ def test_stack_register_list_describe_set_delete(project: Path) -> None:
         "orchestrator": "local",
         "artifact_store": "elsewhere",
         "metadata_store": "otherdb",
+        "model_deployer": "local",
     }
     described = json.loads(ok("stack", "describe", "--json"))
     assert described["name"] == "other" and described["active"]

@@ -21,6 +21,7 @@ it is only ever shown through ``safe_url``.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -109,6 +110,19 @@ def close_connections() -> None:
         _clients.clear()
 
 
+def _caller() -> str:
+    """The function that asked for a database connection, for the error message."""
+    frame = sys._getframe(1)
+    while frame is not None and (
+        frame.f_globals.get("__name__") in (__name__, "contextlib")
+        or frame.f_code.co_name.startswith(("_", "<"))  # private helpers, comprehensions
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "This operation"
+    return f"'{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}'"
+
+
 class RemoteMetadataStore(MetadataStore):
     """The metadata store of an mlzen server, used through its REST API.
 
@@ -157,10 +171,11 @@ class RemoteMetadataStore(MetadataStore):
 
     def _no_connection(self) -> NoReturn:
         raise StoreError(
-            f"This project records to the mlzen server at {self.server_url}, which runs "
-            "only the store operations marked in mlzen.store.operations; this one reads or "
-            "writes the database directly. Mark the store function with @remote_read or "
-            "@remote_write, or run 'mlzen logout' to use the project's own store.",
+            f"{_caller()} needs a direct connection to the database, which a project "
+            f"logged in to the mlzen server at {self.server_url} does not have: the server "
+            "runs only the store operations marked in mlzen.store.operations. Run 'mlzen "
+            "logout' to use this project's own store (in mlzen's code: mark the function "
+            "with @remote_read or @remote_write).",
             store_url=self.server_url,
         )
 

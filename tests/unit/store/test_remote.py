@@ -214,6 +214,9 @@ def test_direct_database_access_on_a_server_store_is_refused() -> None:
         pass
     with pytest.raises(StoreError, match="mlzen logout"), store.write():
         pass
+    # An unmarked store function (the stack registry's) names itself.
+    with pytest.raises(StoreError, match="'mlzen.store.queries.list_stacks' needs a direct"):
+        queries.list_stacks(store)
 
 
 # -- settings and which store a project opens ----------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,8 +99,13 @@ def save_visualizations(
         if not declared:
             return []
         _check(declared, folder, name, label)
-        for extra in {p.name for p in folder.iterdir()} - {v.file for v in declared}:
-            (folder / extra).unlink()  # only what is recorded is published
+        wanted = {v.file for v in declared}
+        for extra in [p for p in folder.iterdir() if p.name not in wanted]:
+            # Only what is recorded is published.
+            if extra.is_dir() and not extra.is_symlink():
+                shutil.rmtree(extra)
+            else:
+                extra.unlink()
         stored = store.publish(folder)
     return [StoredVisualization(v.name, v.kind, f"{stored.uri}/{v.file}") for v in declared]
 

@@ -76,6 +76,8 @@ class BoxedMaterializer(Materializer):
             return [Visualization("plot", "svg", "plot.svg")]
         (folder / "note.md").write_text("# all good\n")
         (folder / "scratch.tmp").write_text("not declared, not published")
+        (folder / "cache").mkdir()
+        (folder / "cache" / "tile.png").write_bytes(b"neither")
         return [Visualization("note", "markdown", "note.md")]
 
 

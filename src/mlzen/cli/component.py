@@ -23,8 +23,9 @@ kind_argument = click.argument("kind", type=click.Choice(KINDS), metavar="KIND")
 def component() -> None:
     """Register, list, describe and delete stack components.
 
-    KIND is orchestrator, artifact_store or metadata_store; each kind also has a built-in
-    component named 'local', configured by settings.
+    KIND is orchestrator, artifact_store, metadata_store, model_deployer or
+    experiment_tracker; each kind but experiment_tracker also has a built-in component
+    named 'local', configured by settings.
     """
 
 

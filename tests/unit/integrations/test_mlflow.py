@@ -186,6 +186,19 @@ def test_cached_step_is_a_finished_child_tagged_as_a_cache_hit(monkeypatch, tmp_
         assert child.data.metrics == {}
 
 
+def test_parallel_threads_log_to_their_own_runs(monkeypatch, tmp_path) -> None:
+    client = use_tracker(monkeypatch, tmp_path)
+    fan_out(count=6)
+    children = [r for r in all_runs(client, "fan_out") if "mlzen.invocation_id" in r.data.tags]
+    fits = {r.data.tags["mlzen.invocation_id"]: r for r in children if r.info.run_name != "load"}
+    assert sorted(fits) == ["fit", "fit_2", "fit_3", "fit_4", "fit_5", "fit_6"]
+    for invocation, child in fits.items():
+        index = float(invocation.partition("_")[2] or 1)
+        assert child.data.params == {"C": str(index)}  # the step's parameter; no autolog
+        assert child.data.metrics == {"index": index}
+        assert child.info.status == "FINISHED"
+
+
 def test_parallel_threads_keep_each_step_in_its_own_run_with_autolog(monkeypatch, tmp_path) -> None:
     client = use_tracker(monkeypatch, tmp_path, autolog=True)
     run = fan_out()

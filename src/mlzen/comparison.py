@@ -505,7 +505,7 @@ def _step_diff(client: Any, old: StepRun, new: StepRun) -> StepDiff:
     diff = StepDiff(
         step=new.name,
         parameters=_changes(old.parameters, new.parameters),
-        metadata=_changes(old.metadata, new.metadata),
+        metadata=_changes(_step_metadata(client, old), _step_metadata(client, new)),
         code_changed=old.code_hash != new.code_hash,
     )
     if diff.code_changed or old.source != new.source:
@@ -513,6 +513,17 @@ def _step_diff(client: Any, old: StepRun, new: StepRun) -> StepDiff:
         diff.changed_functions = [c.name for c in keys.functions]
         diff.source_diff = keys.source_diff
     return diff
+
+
+def _step_metadata(client: Any, step_run: StepRun) -> dict[str, Any]:
+    """The metadata a step run logged; for a cache hit, that of the run it reused (a hit
+    logs nothing itself, and its outputs are the origin's)."""
+    while step_run.cached_from_id and not step_run.metadata:
+        try:
+            step_run = client.get_run_step(step_run.cached_from_id)
+        except NotFoundError:  # the origin's run was deleted
+            break
+    return step_run.metadata
 
 
 def _run_ref(run: PipelineRun) -> RunRef:

@@ -232,3 +232,13 @@ def test_nulls_are_counted_and_the_dict_is_strict_json() -> None:
     gaps = compare_arrays(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
     assert gaps.max_abs_diff is not None and np.isnan(gaps.max_abs_diff)
     json.dumps(diff.to_dict(), allow_nan=False)
+
+
+def test_a_cache_hit_compares_with_the_metadata_its_origin_logged() -> None:
+    first = data(seed=0)
+    second = data(seed=1)  # `settings` has the same inputs: a cache hit logging nothing
+    assert second.steps["settings"].status == "cached"
+    assert second.steps["settings"].metadata == {}
+    diff = Client().compare_runs(first, second)
+    settings_diff = next(s for s in diff.steps if s.step == "settings")
+    assert settings_diff.metadata == []  # not "c removed"

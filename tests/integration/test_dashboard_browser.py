@@ -174,6 +174,7 @@ def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_compari
     expect(page.locator("[data-run-status]")).to_have_attribute("data-status", "completed")
     expect(page.locator('tr[data-step="train"] .status')).to_have_text("completed")
     expect(page.locator('tr[data-step="evaluate"] [data-step-field="attempts"]')).to_have_text("1")
+    expect(page.locator('tr[data-step="train"] [data-step-outputs] a')).to_have_text("model:1")
     assert page.evaluate("window.__sameDocument") is True
     _shot(page, "dashboard-run.png")
 

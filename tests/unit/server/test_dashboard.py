@@ -139,6 +139,8 @@ def test_run_page_draws_the_dag_with_statuses_cache_marks_and_run_facts(
     assert "<th>C</th><td><code>0.5</code>" in page.text
     assert "git commit" in page.text and "installed packages" in page.text
     assert f'data-live-run="/runs/{run_id}/live.json"' in page.text
+    raw = Client().get_pipeline_run(run_id).steps["load"].outputs["raw"]
+    assert f'<a href="/artifact-versions/{raw.id}" title="output raw">raw:2</a>' in page.text
     cached = training(rows=40, C=0.5)
     statuses = dict(
         re.findall(
@@ -159,6 +161,10 @@ def test_live_json_reports_run_and_step_statuses(
         "train": "completed",
         "evaluate": "completed",
     }
+    raw = Client().get_pipeline_run(two_runs[0]).steps["load"].outputs["raw"]
+    assert state["steps"]["load"]["outputs"] == [
+        {"name": "raw", "label": "raw:1", "href": f"/artifact-versions/{raw.id}"}
+    ]
     assert viewer.get("/runs/missing/live.json").status_code == 404
 
 

@@ -132,6 +132,34 @@ def step_states(store: MetadataStore, run_id: str) -> list[dict[str, Any]]:
     return _all(store, query)
 
 
+def outputs_of(
+    store: MetadataStore, step_run_ids: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """``{step_run_id: [{name, id, artifact, version}]}``: the output artifact versions
+    of several step runs, in one query."""
+    ids = list(step_run_ids)
+    if not ids:
+        return {}
+    links, v = t.step_run_artifacts.c, t.artifact_versions.c
+    query = (
+        select(
+            links.step_run_id,
+            links.name,
+            v.id,
+            v.version,
+            t.artifacts.c.name.label("artifact"),
+        )
+        .join(t.artifact_versions, v.id == links.artifact_version_id)
+        .join(t.artifacts, t.artifacts.c.id == v.artifact_id)
+        .where(links.step_run_id.in_(ids), links.direction == "output")
+        .order_by(links.name)
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in _all(store, query):
+        found.setdefault(row["step_run_id"], []).append(row)
+    return found
+
+
 def pipeline_names(store: MetadataStore) -> list[str]:
     """Every pipeline name, alphabetically (for the runs filter)."""
     return [

@@ -270,11 +270,13 @@ def run(request: Request, run_ref: str, user: PageUser, client: ClientDep) -> Re
     )
     svg = dag.render_svg(dag.layout(nodes, edges), title=f"DAG of run {found.name}")
     order = [step["id"] for step in found.spec_data.get("steps", [])]
+    outputs = queries.outputs_of(client.store, [row["id"] for row in steps.values()])
     rows = [
         {
             "id": step_id,
             "status": graphs.step_status(steps.get(step_id), found.status),
             "run": steps.get(step_id),
+            "outputs": outputs.get(steps[step_id]["id"], []) if step_id in steps else [],
         }
         for step_id in order
     ]
@@ -293,14 +295,24 @@ def run_live(run_id: str, user: ApiUser, client: ClientDep) -> JSONResponse:
     if run_id not in states:
         return JSONResponse({"detail": f"No pipeline run with id '{run_id}'."}, status_code=404)
     state = states[run_id]
+    rows = queries.step_states(store, run_id)
+    outputs = queries.outputs_of(store, [row["id"] for row in rows])
     steps = {
         row["step_id"]: {
             "status": row["status"],
             "started_at": _when(row["started_at"]),
             "duration": _duration(_span(row["started_at"], row["ended_at"])),
             "attempts": row["attempts"],
+            "outputs": [
+                {
+                    "name": o["name"],
+                    "label": f"{o['artifact']}:{o['version']}",
+                    "href": graphs.artifact_href(o["id"]),
+                }
+                for o in outputs.get(row["id"], [])
+            ],
         }
-        for row in queries.step_states(store, run_id)
+        for row in rows
     }
     return JSONResponse(
         {

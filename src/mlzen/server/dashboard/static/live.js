@@ -51,6 +51,18 @@
         row.querySelectorAll("[data-step-field]").forEach(function (cell) {
           cell.textContent = String(step[cell.getAttribute("data-step-field")]);
         });
+        var outputs = row.querySelector("[data-step-outputs]");
+        if (outputs && outputs.children.length !== step.outputs.length) {
+          outputs.textContent = "";
+          step.outputs.forEach(function (output, index) {
+            if (index > 0) { outputs.appendChild(document.createTextNode(", ")); }
+            var link = document.createElement("a");
+            link.href = output.href;
+            link.title = "output " + output.name;
+            link.textContent = output.label;
+            outputs.appendChild(link);
+          });
+        }
       });
       return data.status === "running";
     }, "application/json");

@@ -42,13 +42,13 @@ def run_graph(
     labels: dict[tuple[str, str], list[str]] = {}
     for step in spec.get("steps", []):
         status = step_status(step_runs.get(step["id"]), run_status) if run_id else ""
-        detail = step["name"] if step["name"] != step["id"] else ""
         nodes.append(
             Node(
                 id=step["id"],
                 label=step["id"],
                 status=status,
-                detail=detail or status,
+                # live.js rewrites this line as the status changes
+                detail=status.replace("_", " ") if status else step["name"],
                 href=step_href(run_id, step["id"]) if run_id else None,
                 tooltip=f"{step['id']} ({step['name']}): {status or 'step'}",
             )

@@ -27,6 +27,7 @@ COMMANDS = {
     "component": "mlzen.cli.component:component",
     "secret": "mlzen.cli.secret:secret",
     "diff": "mlzen.cli.diff:diff",
+    "server": "mlzen.cli.server:server",
     "login": "mlzen.cli.login:login",
     "logout": "mlzen.cli.login:logout",
     "deploy": "mlzen.cli.deploy:deploy",

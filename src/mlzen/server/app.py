@@ -1,9 +1,10 @@
 """``create_app``: the team server's FastAPI application over one metadata store.
 
-The app serves ``/health`` (no auth), the REST API under ``/api/v1`` (OpenAPI at
-``/docs``), the remote store's write endpoints and the dashboard at ``/``. Every
-response carries a ``Server-Timing: app;dur=<ms>`` header: the time the server spent
-before it started answering, which the benchmarks read.
+The app serves ``/health`` (no auth), the REST API under ``/api/v1`` (its OpenAPI at
+``/openapi.json`` and Swagger UI at ``/docs``, for logged-in users), the remote store's
+endpoints and the dashboard at ``/``. Every response carries a ``Server-Timing:
+app;dur=<ms>`` header: the time the server spent before it started answering, which the
+benchmarks read.
 """
 
 from __future__ import annotations
@@ -11,21 +12,26 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlzen.errors import (
-    ArtifactCorruptedError,
     ConfigError,
     MlzenError,
     NotFoundError,
     StoreError,
 )
-from mlzen.server.auth import StoreContextMiddleware
+from mlzen.server.auth import StoreContextMiddleware, require_viewer
 from mlzen.server.schemas import ErrorBody, Health
+
+if TYPE_CHECKING:
+    from mlzen.config import Settings
+    from mlzen.stack import Stack
 
 API_PREFIX = "/api/v1"
 
@@ -52,10 +58,13 @@ class ServerTimingMiddleware:
 
 
 def _status_for(exc: MlzenError) -> int:
+    """404 for what does not exist, 400 for bad input, 503 when the store is down, 409
+    for anything in a state that does not allow the request (a running run, an artifact
+    outside the store or corrupted)."""
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, StoreError | ArtifactCorruptedError):
-        return 503 if isinstance(exc, StoreError) else 500
+    if isinstance(exc, StoreError):
+        return 503
     if isinstance(exc, ConfigError):
         return 400
     return 409
@@ -66,6 +75,38 @@ async def _mlzen_error(request: Request, exc: Exception) -> JSONResponse:
     fields = {k: v for k, v in exc.fields.items() if isinstance(v, str | int | float | bool)}
     body = ErrorBody(error=type(exc).__name__, detail=exc.message, fields=fields)
     return JSONResponse(body.model_dump(), status_code=_status_for(exc))
+
+
+def server_stack(
+    store_url: str | None = None,
+    *,
+    project_root: Path | None = None,
+    artifact_root: str | None = None,
+) -> tuple[Settings, Stack]:
+    """The project's settings and the stack a server serves: the project's active stack,
+    with ``store_url`` and ``artifact_root`` replacing its stores when given.
+
+    Raises:
+        ConfigError: The store to serve is itself a server (the project is logged in).
+    """
+    from mlzen.artifacts.store import artifact_store_for
+    from mlzen.config import load_settings
+    from mlzen.stack import active_stack_name, load_stack
+
+    project = load_settings(project_root=project_root) if project_root else load_settings()
+    stack = load_stack(active_stack_name(project), project)
+    if store_url:
+        stack.store_url = store_url
+    if stack.store_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"This project records its runs on the server {stack.store_url.split('@')[-1]} "
+            "(mlzen login), so it has no database of its own to serve. Serve a database: "
+            "pass --store-url (e.g. sqlite:///team.db or postgresql+psycopg://...), or run "
+            "'mlzen logout' first.",
+        )
+    if artifact_root:
+        stack.__dict__["artifact_store"] = artifact_store_for(artifact_root)
+    return project, stack
 
 
 def create_app(
@@ -88,31 +129,23 @@ def create_app(
     the served ``store_url``), ``stack``, ``store`` (the :class:`MetadataStore`) and
     ``client`` (a :class:`mlzen.Client` over them).
     """
-    from mlzen.artifacts.store import artifact_store_for
-    from mlzen.client import Client
-    from mlzen.config import load_settings
-    from mlzen.server.routes.api import router as api_router
-    from mlzen.stack import Stack, active_stack_name, load_stack
+    from fastapi.staticfiles import StaticFiles
 
-    project = load_settings(project_root=project_root) if project_root else load_settings()
-    base = load_stack(active_stack_name(project), project)
-    stack = Stack(
-        project,
-        base.name,
-        orchestrator=base.orchestrator,
-        artifact_store=artifact_store_for(artifact_root) if artifact_root else base.artifact_store,
-        store_url=store_url or base.store_url,
-        components=base.components,
-    )
+    from mlzen.client import Client
+    from mlzen.server import dashboard
+    from mlzen.server.routes import store as store_routes
+    from mlzen.server.routes.api import router as api_router
+
+    project, stack = server_stack(store_url, project_root=project_root, artifact_root=artifact_root)
     store = stack.metadata_store
 
     app = FastAPI(
         title="mlzen server",
         summary="Pipelines, runs, artifacts, lineage and models of one mlzen metadata store.",
         version="1",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,
     )
     app.state.settings = dataclasses.replace(project, store_url=stack.store_url)
     app.state.stack = stack
@@ -127,24 +160,16 @@ def create_app(
         """Liveness: answers without credentials."""
         return Health(status="ok")
 
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_viewer)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_viewer)])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mlzen server API")
+
     app.include_router(api_router)
-    _include_store_and_dashboard(app)
+    app.include_router(store_routes.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app
-
-
-def _include_store_and_dashboard(app: FastAPI) -> None:
-    # Guarded only while the remote-store routes and the dashboard are being written.
-    import importlib.util
-
-    if importlib.util.find_spec("mlzen.server.routes.store") is not None:
-        from mlzen.server.routes import store as store_routes
-
-        app.include_router(store_routes.router)
-    if importlib.util.find_spec("mlzen.server.dashboard") is not None:
-        from mlzen.server import dashboard
-
-        if hasattr(dashboard, "router"):
-            from fastapi.staticfiles import StaticFiles
-
-            app.include_router(dashboard.router)
-            app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -297,7 +298,7 @@ def user_from_request(request: Request) -> User | None:
     return user
 
 
-def _require(role: Role) -> object:
+def _require(role: Role) -> Callable[[Request], User]:
     def dependency(request: Request) -> User:
         user = user_from_request(request)
         if user is None:

@@ -58,3 +58,216 @@ class Message(BaseModel):
 
 
 JSONValue = Any
+
+
+# -- pipelines and runs ------------------------------------------------------------------
+
+
+class PipelineOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    run_count: int
+
+
+class RunOut(BaseModel):
+    """A run as lists show it."""
+
+    id: str
+    name: str
+    pipeline_name: str
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    duration: float | None = Field(description="Seconds; null while running.")
+    stack: str
+    parameters: dict[str, Any]
+    resumed_from_id: str | None
+
+
+class ArtifactVersionRef(BaseModel):
+    """A link to an artifact version."""
+
+    id: str
+    name: str
+    version: int
+    data_type: str
+    size: int
+
+
+class StepRunOut(BaseModel):
+    """One step run: parameters, timings, cache information, inputs and outputs."""
+
+    id: str
+    run_id: str
+    step_id: str = Field(description="The invocation id in the pipeline (train, train_2).")
+    step_name: str
+    status: str
+    parameters: dict[str, Any]
+    config: dict[str, Any]
+    source: str
+    code_hash: str
+    cache_key: str
+    cache_key_parts: dict[str, Any]
+    cached_from_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    duration: float | None
+    attempts: int
+    error: str | None
+    inputs: dict[str, ArtifactVersionRef]
+    outputs: dict[str, ArtifactVersionRef]
+    metadata: dict[str, Any]
+
+
+class DagNode(BaseModel):
+    id: str = Field(description="The step invocation id.")
+    step_name: str
+    status: str = Field(description="The step run's status, or 'pending' if it has none.")
+    step_run_id: str | None
+    cached: bool
+
+
+class DagEdge(BaseModel):
+    source: str
+    target: str
+    output: str | None = Field(description="The source's output; null for an .after() edge.")
+    input: str | None = Field(description="The target's argument; null for an .after() edge.")
+
+
+class RunDetail(RunOut):
+    """A run with its step runs and the DAG of its spec."""
+
+    spec: dict[str, Any]
+    code_version: dict[str, Any]
+    environment: dict[str, Any]
+    heartbeat_at: datetime
+    error: str | None
+    metadata: dict[str, Any]
+    steps: list[StepRunOut]
+    nodes: list[DagNode]
+    edges: list[DagEdge]
+
+
+class LogChunk(BaseModel):
+    """Step logs from byte-offset ``offset`` of the text; poll with ``next_offset``."""
+
+    step_run_id: str
+    status: str
+    offset: int
+    next_offset: int
+    text: str
+    complete: bool = Field(description="The step has finished: no more lines will come.")
+
+
+class DeleteResult(BaseModel):
+    deleted: str
+    artifact_versions_removed: int
+
+
+# -- artifacts ---------------------------------------------------------------------------
+
+
+class ArtifactOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    latest_version: int | None
+    version_count: int
+    total_size: int
+    updated_at: datetime | None
+
+
+class StepRunRef(BaseModel):
+    id: str
+    step_id: str
+    step_name: str
+    status: str
+    run_id: str
+
+
+class VisualizationOut(BaseModel):
+    name: str
+    kind: str = Field(description="html, png, svg, csv or markdown.")
+    url: str = Field(description="Where its file is served.")
+
+
+class ArtifactVersionOut(ArtifactVersionRef):
+    uri: str
+    content_hash: str
+    materializer: str
+    created_at: datetime
+    producer_step_run_id: str | None
+
+
+class ArtifactVersionDetail(ArtifactVersionOut):
+    metadata: dict[str, Any]
+    producer: StepRunRef | None
+    consumers: list[StepRunRef]
+    visualizations: list[VisualizationOut]
+
+
+class Preview(BaseModel):
+    """A bounded look at a value: a table for frames and arrays, else its text."""
+
+    kind: str = Field(description="'table' or 'text'.")
+    data_type: str
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    total_rows: int | None = None
+    text: str | None = None
+    truncated: bool
+
+
+class StoredFile(BaseModel):
+    path: str = Field(description="Relative to the artifact's folder.")
+    size: int
+
+
+class LineageNode(BaseModel):
+    id: str
+    kind: str = Field(description="'artifact_version' or 'step_run'.")
+    label: str
+    status: str | None = None
+    run_id: str | None = None
+
+
+class LineageEdge(BaseModel):
+    source: str
+    target: str
+    name: str = Field(description="The output or input name on this edge.")
+
+
+class Lineage(BaseModel):
+    """The graph around an artifact version, ``depth`` hops up and down."""
+
+    root: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+# -- stacks ------------------------------------------------------------------------------
+
+
+class ComponentOut(BaseModel):
+    name: str
+    flavor: str
+    config: dict[str, Any] = Field(description="Values of secret-looking options are hidden.")
+
+
+class StackOut(BaseModel):
+    """A stack and the name of its component of each kind."""
+
+    name: str
+    active: bool
+    components: dict[str, str]
+    created_at: datetime | None
+
+
+class StackDetail(BaseModel):
+    """A stack with each component's flavor and (redacted) config."""
+
+    name: str
+    active: bool
+    components: dict[str, ComponentOut]
+    created_at: datetime | None

@@ -102,7 +102,36 @@ def list_runs(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Runs, newest first, filtered and paged."""
-    query = _runs()
+    query = _filter_runs(_runs(), pipeline, status, created_after, created_before)
+    query = query.order_by(t.pipeline_runs.c.created_at.desc(), t.pipeline_runs.c.id.desc())
+    return _all(store, query.limit(limit).offset(offset))
+
+
+@remote_read
+def count_runs(
+    store: MetadataStore,
+    *,
+    pipeline: str | None = None,
+    status: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> int:
+    """How many runs :func:`list_runs` would page through with these filters."""
+    query = select(func.count()).select_from(t.pipeline_runs)
+    if pipeline is not None:
+        query = query.join(t.pipelines, t.pipelines.c.id == t.pipeline_runs.c.pipeline_id)
+    query = _filter_runs(query, pipeline, status, created_after, created_before)
+    with store.read() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def _filter_runs(
+    query: Select[Any],
+    pipeline: str | None,
+    status: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> Select[Any]:
     if pipeline is not None:
         query = query.where(t.pipelines.c.name == pipeline)
     if status is not None:
@@ -111,8 +140,7 @@ def list_runs(
         query = query.where(t.pipeline_runs.c.created_at >= created_after)
     if created_before is not None:
         query = query.where(t.pipeline_runs.c.created_at < created_before)
-    query = query.order_by(t.pipeline_runs.c.created_at.desc(), t.pipeline_runs.c.id.desc())
-    return _all(store, query.limit(limit).offset(offset))
+    return query
 
 
 @remote_read
@@ -198,6 +226,18 @@ def find_artifact_version(
             version=version,
         )
     return row
+
+
+@remote_read
+def count_artifact_versions(store: MetadataStore, name: str | None = None) -> int:
+    """How many versions :func:`list_artifact_versions` would page through."""
+    query = select(func.count()).select_from(t.artifact_versions)
+    if name is not None:
+        query = query.join(
+            t.artifacts, t.artifacts.c.id == t.artifact_versions.c.artifact_id
+        ).where(t.artifacts.c.name == name)
+    with store.read() as connection:
+        return int(connection.execute(query).scalar() or 0)
 
 
 @remote_read

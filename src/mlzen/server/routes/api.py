@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mlzen.server.routes import auth
+from mlzen.server.routes import artifacts, auth, runs, stacks
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth.router)
+router.include_router(runs.router)
+router.include_router(artifacts.router)
+router.include_router(stacks.router)

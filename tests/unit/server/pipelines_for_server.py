@@ -1,0 +1,42 @@
+"""Small real pipelines whose runs the server tests read back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+
+from mlzen import log_metadata, pipeline, step
+
+
+@step
+def load(rows: int = 30) -> Annotated[pd.DataFrame, "raw"]:
+    print(f"loading {rows} rows")
+    return pd.DataFrame({"x": range(rows), "y": [i * 2.5 for i in range(rows)]})
+
+
+@step
+def split(
+    df: pd.DataFrame, test_size: float = 0.2
+) -> tuple[Annotated[pd.DataFrame, "train"], Annotated[pd.DataFrame, "test"]]:
+    cut = int(len(df) * (1 - test_size))
+    return df.iloc[:cut], df.iloc[cut:]
+
+
+@step
+def train(train: pd.DataFrame, C: float = 1.0) -> Annotated[dict, "model"]:
+    log_metadata({"C": C})
+    return {"slope": float(train["y"].sum() / max(train["x"].sum(), 1)) * C}
+
+
+@step
+def evaluate(model: dict, test: pd.DataFrame) -> Annotated[float, "score"]:
+    print("score computed")
+    return float(model["slope"] * len(test))
+
+
+@pipeline
+def training(rows: int = 30, test_size: float = 0.2, C: float = 1.0) -> None:
+    train_df, test_df = split(load(rows=rows), test_size=test_size)
+    model = train(train_df, C=C)
+    evaluate(model, test_df)

@@ -190,8 +190,12 @@ def _model(console: Any, model: ModelDiff) -> None:
             console.print(f"  ({len(model.weights) - len(shown)} more changed weights; see --json)")
 
 
-def _value(value: Any) -> str:
-    return "-" if value is None else _short(value, 40)
+def _value(value: Any, limit: int = 60) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # class paths, solver names: no quotes needed
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    return _short(value, limit)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -336,9 +336,6 @@ def torch_training() -> None:
     train_regressor()
 
 
-# Without a torch materializer, an nn.Module is stored with the cloudpickle fallback,
-# which warns (as it should) once per type.
-@pytest.mark.filterwarnings("ignore:.*torch.nn.modules.container.Sequential.*:UserWarning")
 def test_torch_model_is_served() -> None:
     torch = pytest.importorskip("torch")
     torch_training()

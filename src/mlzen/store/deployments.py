@@ -2,7 +2,9 @@
 
 A name is recorded once and reused: deploying the same name again overwrites its row
 (the old service having been stopped first), so the table always says what each name
-serves now. Each function here is one transaction; rows come back as plain dicts.
+serves now. Each function here is one transaction; rows come back as plain dicts. All
+are store operations (:mod:`mlzen.store.operations`): a project logged in to a team
+server records its deployments there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mlzen.store import tables as t
 from mlzen.store.metadata import MetadataStore, new_id, utcnow
+from mlzen.store.operations import remote_read, remote_write
 
 #: The statuses a deployment can have.
 STATUSES = ("starting", "running", "stopped", "crashed")
@@ -22,6 +25,7 @@ STATUSES = ("starting", "running", "stopped", "crashed")
 _UPDATABLE = {"status", "url", "pid", "config", "log_path", "model_version_id", "flavor"}
 
 
+@remote_write(idempotent=True)
 def save_deployment(
     store: MetadataStore,
     *,
@@ -79,6 +83,7 @@ def save_deployment(
     return row
 
 
+@remote_write(idempotent=True)
 def update_deployment(store: MetadataStore, name: str, **values: Any) -> dict[str, Any] | None:
     """Change some columns of deployment ``name``; ``None`` if it is not recorded."""
     unknown = set(values) - _UPDATABLE
@@ -96,6 +101,7 @@ def update_deployment(store: MetadataStore, name: str, **values: Any) -> dict[st
     return get_deployment(store, name)
 
 
+@remote_read
 def get_deployment(store: MetadataStore, name: str) -> dict[str, Any] | None:
     """The record of deployment ``name``, or ``None``."""
     table = t.deployments
@@ -104,6 +110,7 @@ def get_deployment(store: MetadataStore, name: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
+@remote_read
 def list_deployments(store: MetadataStore) -> list[dict[str, Any]]:
     """Every deployment record, by name."""
     table = t.deployments

@@ -11,8 +11,10 @@ from mlzen.store import deployments as records
 from mlzen.store.metadata import MetadataStore
 
 
-@pytest.fixture
-def store(project: Path) -> MetadataStore:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, project: Path) -> MetadataStore:
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_url")
     return MetadataStore(load_settings().store_url)
 
 

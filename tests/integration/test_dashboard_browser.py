@@ -163,6 +163,12 @@ def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_compari
         expect(page.locator("[data-run-status]")).to_have_attribute("data-status", "running")
         _shot(page, "dashboard-run-live.png")
         page.evaluate("window.__sameDocument = true")
+
+        # The running step's own page, in a second tab, waits for the step to end.
+        step_tab = page.context.new_page()
+        step_tab.goto(page.url + "/steps/train")
+        expect(step_tab.locator("h1 .status")).to_have_attribute("data-status", "running")
+        expect(step_tab.locator("main")).to_contain_text("recorded when the step finishes")
     finally:
         gate.set()
         driver.join(timeout=120)
@@ -177,6 +183,10 @@ def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_compari
     expect(page.locator('tr[data-step="train"] [data-step-outputs] a')).to_have_text("model:1")
     assert page.evaluate("window.__sameDocument") is True
     _shot(page, "dashboard-run.png")
+    # The step's tab reloaded itself once the step ended: its logs are there now.
+    expect(step_tab.locator("#step-logs")).to_contain_text("training is waiting for the test")
+    expect(step_tab.locator("h1 .status")).to_have_attribute("data-status", "completed")
+    step_tab.close()
 
     # A step's page shows what it printed; its output links to the artifact.
     _node(page, "load").click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Annotated
 
 import pytest
 
@@ -14,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from mlzen import pipeline, step  # noqa: E402
 from mlzen.integrations.matplotlib import IMAGE_FILE  # noqa: E402
 from tests.unit.artifacts.helpers import roundtrip  # noqa: E402
 
@@ -65,3 +67,26 @@ def test_the_figure_png_is_its_visualization(store) -> None:
     with Image.open(path) as image:
         assert image.size == (240, 160)
         assert np.array_equal(np.asarray(image.convert("RGBA")), pixels(fig))
+
+
+@step
+def plot() -> tuple[Annotated[Figure, "plot"], Annotated[Image.Image, "thumbnail"]]:
+    return figure(), Image.new("RGB", (4, 3), (200, 10, 10))
+
+
+@pipeline
+def plotting():
+    plot()
+
+
+def test_figure_and_image_outputs_are_listed_with_their_visualizations() -> None:
+    run = plotting()
+    outputs = run.steps["plot"].outputs
+    (shown_figure,) = outputs["plot"].visualizations
+    (shown_image,) = outputs["thumbnail"].visualizations
+    assert (shown_figure.name, shown_figure.kind) == ("figure", "png")
+    assert (shown_image.name, shown_image.kind) == ("image", "png")
+    with Image.open(shown_figure.path) as image:
+        assert image.size == (240, 160)
+    with Image.open(shown_image.path) as image:
+        assert image.getpixel((0, 0)) == (200, 10, 10)

@@ -43,6 +43,7 @@ ME_PATH = "/api/v1/auth/me"
 KEY_USER = "apikey"
 TIMEOUT = 60.0
 CONNECT_TIMEOUT = 5.0
+KEEPALIVE_SECONDS = 2.0
 # About 4 seconds of resending a call that could not connect: rides out a restart.
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 _clients: dict[tuple[str, str, float], httpx.Client] = {}
@@ -246,6 +247,9 @@ class RemoteMetadataStore(MetadataStore):
                         "User-Agent": f"mlzen/{__version__}",
                     },
                     timeout=httpx.Timeout(self._timeout, connect=CONNECT_TIMEOUT),
+                    # Drop idle connections before the server does (uvicorn: after 5 s),
+                    # so a write is never sent on a connection the server is closing.
+                    limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
                 )
                 _clients[cache_key] = client
             return client
@@ -297,7 +301,7 @@ class RemoteMetadataStore(MetadataStore):
         body = body if isinstance(body, dict) else {}
         name = body.get("error") if isinstance(body.get("error"), str) else None
         detail = str(body.get("detail") or response.text[:300] or response.reason_phrase)
-        fields = body.get("fields") if isinstance(body.get("fields"), dict) else {}
+        fields: dict[str, Any] = body["fields"] if isinstance(body.get("fields"), dict) else {}
         server = self.server_url
         status = response.status_code
         if status == 401:

@@ -271,3 +271,42 @@ class StackDetail(BaseModel):
     active: bool
     components: dict[str, ComponentOut]
     created_at: datetime | None
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    created_at: datetime
+    version_count: int
+    latest_version: int | None
+    staging_version: int | None
+    production_version: int | None
+
+
+class ModelVersionOut(BaseModel):
+    id: str
+    model_name: str
+    number: int
+    stage: str = Field(description="none, staging, production or archived.")
+    description: str | None
+    run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelVersionDetail(ModelVersionOut):
+    """A model version with its linked artifacts (by link name) and metadata."""
+
+    artifacts: dict[str, ArtifactVersionRef]
+    metadata: dict[str, Any]
+
+
+class PromoteRequest(BaseModel):
+    stage: str = Field(description="staging, production, archived or none.", max_length=16)
+    force: bool = Field(
+        default=False, description="Take a stage another version holds (it is archived)."
+    )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import pandas as pd
 
-from mlzen import log_metadata, pipeline, step
+from mlzen import Model, log_metadata, pipeline, step
 
 
 @step
@@ -40,3 +40,8 @@ def training(rows: int = 30, test_size: float = 0.2, C: float = 1.0) -> None:
     train_df, test_df = split(load(rows=rows), test_size=test_size)
     model = train(train_df, C=C)
     evaluate(model, test_df)
+
+
+@pipeline(model=Model("churn", description="predicts churn"))
+def churn_training(C: float = 1.0) -> None:
+    train(split(load(rows=10))[0], C=C)

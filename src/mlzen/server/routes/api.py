@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mlzen.server.routes import artifacts, auth, runs, stacks
+from mlzen.server.routes import artifacts, auth, models, runs, stacks
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth.router)
 router.include_router(runs.router)
 router.include_router(artifacts.router)
 router.include_router(stacks.router)
+router.include_router(models.router)

@@ -236,6 +236,16 @@ class PipelineRun:
     def metadata(self) -> dict[str, Any]:
         return self._client._metadata("pipeline_run", self.id)
 
+    @property
+    def model_versions(self) -> list[ModelVersion]:
+        """The model versions this run linked outputs to: the one it made for each
+        ``Model(name)``, and existing versions its steps named; by model name."""
+        from mlzen.model_versions import ModelVersion
+        from mlzen.store import models
+
+        rows = models.versions_of_run(self._client.store, self.id)
+        return [ModelVersion(self._client, row) for row in rows]
+
     def refresh(self) -> PipelineRun:
         """A fresh copy of this run from the store."""
         return self._client.get_pipeline_run(self.id)

@@ -101,6 +101,7 @@ def test_each_run_makes_one_new_version_linking_every_output() -> None:
     assert latest.get_artifact("model").load()["weights"] == 90.0
     assert latest.get_artifact("score").id == second.steps["evaluate"].outputs["score"].id
     assert latest.description == "predicts churn"
+    assert [str(v) for v in second.model_versions] == ["<ModelVersion churn:2 none>"]
     assert client.get_model("churn").description == "predicts churn"
 
 
@@ -207,6 +208,11 @@ def test_a_run_links_to_an_existing_version_by_stage_number_or_latest() -> None:
     assert client.get_model_version("churn", 2).get_artifact("model").load()["weights"] == 135.0
     evaluation.with_options(model="churn:latest")()
     assert len(client.list_model_versions("churn")) == 2
+    with_report = training_with_report.with_options(model=Model("churn", version=1))()
+    assert [(v.name, v.number) for v in with_report.model_versions] == [
+        ("churn", 1),
+        ("reports", 1),
+    ]
 
 
 def test_a_missing_version_fails_before_the_run_starts() -> None:

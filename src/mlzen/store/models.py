@@ -7,6 +7,9 @@ on PostgreSQL and MySQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway)
 the unique constraints on model names and ``(model, version)`` turn any race that slips
 past the lock into an ``IntegrityError`` that is retried.
 
+The public functions are store operations (``mlzen.store.operations``): for a project
+logged in to a team server they run on the server.
+
 Links from a version to artifact versions are written by
 ``MetadataStore.finish_step_run`` / ``start_step_run``, in the transaction that records
 the step's outputs.
@@ -23,6 +26,7 @@ from mlzen.errors import ConfigError, NotFoundError, StageConflictError, StoreEr
 from mlzen.model import EXCLUSIVE_STAGES, STAGES
 from mlzen.store import tables as t
 from mlzen.store.metadata import MetadataStore, new_id, safe_url, utcnow
+from mlzen.store.operations import remote_read, remote_write
 
 _RETRIES = 10
 _VERSION_COLUMNS = [*t.model_versions.c, t.models.c.name.label("model_name")]
@@ -40,6 +44,8 @@ def _all(store: MetadataStore, query: Select[Any]) -> list[dict[str, Any]]:
 # -- resolving and creating versions -----------------------------------------------------
 
 
+# Idempotent: asked again for the same run, it returns the version it made.
+@remote_write(idempotent=True)
 def resolve_version(
     store: MetadataStore,
     name: str,
@@ -133,6 +139,7 @@ def _run_version(
     return dict(row._mapping)
 
 
+@remote_read
 def find_version(
     store: MetadataStore, name_or_id: str, version: str | int | None
 ) -> dict[str, Any]:
@@ -213,6 +220,8 @@ def _version_not_found(store: MetadataStore, model: dict[str, Any], wanted: str)
 # -- promotion ---------------------------------------------------------------------------
 
 
+# Idempotent: promoting again to the stage it now holds changes nothing.
+@remote_write(idempotent=True)
 def promote(
     store: MetadataStore, version_id: str, stage: str, *, force: bool = False
 ) -> dict[str, Any]:
@@ -285,6 +294,7 @@ def promote(
 # -- reads -------------------------------------------------------------------------------
 
 
+@remote_read
 def list_models(store: MetadataStore) -> list[dict[str, Any]]:
     """Every model by name, with ``version_count``, ``latest_version``, and the numbers
     of its ``staging_version`` and ``production_version`` (``None`` when no version
@@ -305,6 +315,7 @@ def list_models(store: MetadataStore) -> list[dict[str, Any]]:
     return _all(store, query)
 
 
+@remote_read
 def get_model(store: MetadataStore, name: str) -> dict[str, Any]:
     """One model's row, as in :func:`list_models`.
 
@@ -317,12 +328,14 @@ def get_model(store: MetadataStore, name: str) -> dict[str, Any]:
     raise _model_not_found(store, name)
 
 
+@remote_read
 def list_versions(store: MetadataStore, name: str) -> list[dict[str, Any]]:
     """The versions of model ``name``, newest first (none if there is no such model)."""
     query = _versions().where(t.models.c.name == name).order_by(t.model_versions.c.version.desc())
     return _all(store, query)
 
 
+@remote_read
 def artifact_links(store: MetadataStore, version_id: str) -> list[dict[str, Any]]:
     """The artifacts linked to a version: ``name``, ``artifact_version_id``,
     ``step_run_id``, ``created_at``; by name."""
@@ -334,6 +347,7 @@ def artifact_links(store: MetadataStore, version_id: str) -> list[dict[str, Any]
     return _all(store, query)
 
 
+@remote_read
 def check_references(store: MetadataStore, models: list[dict[str, Any] | None]) -> None:
     """Check that every existing version a run's steps name (``Model.to_dict()`` forms)
     exists; a new version (``version`` ``None``) needs nothing.
@@ -349,3 +363,20 @@ def check_references(store: MetadataStore, models: list[dict[str, Any] | None]) 
         if key not in seen:
             seen.add(key)
             find_version(store, *key)
+
+
+@remote_read
+def versions_of_run(store: MetadataStore, run_id: str) -> list[dict[str, Any]]:
+    """The model versions a run linked outputs to (the one it created, and existing ones
+    its steps named), by model name."""
+    linked = select(t.model_version_artifacts.c.model_version_id).where(
+        t.model_version_artifacts.c.step_run_id.in_(
+            select(t.step_runs.c.id).where(t.step_runs.c.run_id == run_id)
+        )
+    )
+    query = (
+        _versions()
+        .where((t.model_versions.c.run_id == run_id) | t.model_versions.c.id.in_(linked))
+        .order_by(t.models.c.name, t.model_versions.c.version)
+    )
+    return _all(store, query)

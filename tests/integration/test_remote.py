@@ -216,6 +216,36 @@ def test_login_checks_the_key_keeps_it_private_and_logout_returns_to_the_local_s
     assert "logged in as" not in out
 
 
+def test_the_readme_flow_a_user_and_key_from_the_cli_then_a_run(
+    team_server: TeamServer, project: Path
+) -> None:
+    server_cli = ("--store-url", team_server.store_url)
+    code, _, err = run_main(
+        "server",
+        "users",
+        "create",
+        "carol",
+        "--role",
+        "editor",
+        "--password",
+        "carol-pass1",
+        *server_cli,
+    )
+    assert code == 0, err
+    code, out, err = run_main("server", "keys", "create", "--user", "carol", *server_cli)
+    assert code == 0, err
+    key = out.strip().splitlines()[0]
+
+    code, out, err = run_main("login", team_server.url, "--api-key", key)
+    assert code == 0, err
+    assert "as carol (editor)" in out
+    run = pipelines.numbers(count=3, tag=uuid.uuid4().hex)
+    code, out, err = run_main("runs", "list", "--limit", "500")
+    assert code == 0, err
+    assert run.name in out
+    assert queries.find_run(team_server.store(), run.name)["id"] == run.id
+
+
 def test_login_refuses_what_is_not_a_server(project: Path) -> None:
     code, _, err = run_main("login", "postgresql://db/mlzen", "--api-key", "k")
     assert code == 2 and "not an mlzen server URL" in err

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from mlzen.client import Client
 from mlzen.errors import MlzenError, NotFoundError
@@ -29,13 +26,12 @@ from mlzen.server.auth import (
     user_from_request,
 )
 from mlzen.server.dashboard import dag, graphs, queries
+from mlzen.server.dashboard.templating import duration, render, span, when
 from mlzen.server.deps import get_client
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 PER_PAGE = 50
 # A step page shows at most this many characters of logs, the end of them.
 LOG_CHARS = 200_000
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(include_in_schema=False)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -64,13 +60,6 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _render(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    context = {"user": getattr(request.state, "user", None), **context}
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
-
-
 def html_errors(handler: Handler) -> Handler:
     """Render an ``MlzenError`` raised by a page as an error page, not as JSON."""
 
@@ -79,65 +68,11 @@ def html_errors(handler: Handler) -> Handler:
         try:
             return handler(request, *args, **kwargs)
         except NotFoundError as exc:
-            return _render(request, "error.html", {"error": exc, "title": "Not found"}, 404)
+            return render(request, "error.html", {"error": exc, "title": "Not found"}, 404)
         except MlzenError as exc:
-            return _render(request, "error.html", {"error": exc, "title": "Error"}, 409)
+            return render(request, "error.html", {"error": exc, "title": "Error"}, 409)
 
     return wrapper  # type: ignore[return-value]
-
-
-# -- formatting ---------------------------------------------------------------------------
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
-def _span(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return (end - start).total_seconds()
-
-
-def _when(value: datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _size(value: int | None) -> str:
-    if value is None:
-        return "—"
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
-
-
-def _short_type(data_type: str) -> str:
-    return data_type.rpartition(".")[2] or data_type
-
-
-templates.env.filters.update(
-    duration=_duration,
-    when=_when,
-    size=_size,
-    pretty=queries.as_json,
-    short_type=_short_type,
-)
-templates.env.globals.update(
-    span=_span, step_href=graphs.step_href, artifact_href=graphs.artifact_href
-)
 
 
 # -- login --------------------------------------------------------------------------------
@@ -147,7 +82,7 @@ templates.env.globals.update(
 def login_form(request: Request, next: str | None = None) -> Response:
     if user_from_request(request) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
 @router.post("/login")
@@ -160,7 +95,7 @@ def login(
     user = authenticate_password(request.app.state.store, name, password)
     if user is None:
         context = {"next": _safe_next(next), "error": "Wrong user name or password.", "name": name}
-        return _render(request, "login.html", context, status_code=401)
+        return render(request, "login.html", context, status_code=401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, user, store=request.app.state.store)
     return response
@@ -184,7 +119,7 @@ def home(user: PageUser) -> Response:
 @router.get("/pipelines")
 @html_errors
 def pipelines(request: Request, user: PageUser, client: ClientDep) -> Response:
-    return _render(request, "pipelines.html", {"pipelines": client.list_pipelines()})
+    return render(request, "pipelines.html", {"pipelines": client.list_pipelines()})
 
 
 @router.get("/pipelines/{name}")
@@ -197,7 +132,7 @@ def pipeline(request: Request, name: str, user: PageUser, client: ClientDep) -> 
         nodes, edges = graphs.run_graph(spec, {}, run_id=None, run_status="")
         svg = dag.render_svg(dag.layout(nodes, edges), title=f"DAG of pipeline {name}")
     runs = queries.run_page(client.store, pipeline=name, per_page=20)
-    return _render(request, "pipeline.html", {"pipeline": row, "svg": svg, "runs": runs})
+    return render(request, "pipeline.html", {"pipeline": row, "svg": svg, "runs": runs})
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -242,7 +177,7 @@ def runs(
         "pipelines": queries.pipeline_names(client.store),
         "statuses": queries.RUN_STATUSES,
     }
-    return _render(request, "runs.html", context)
+    return render(request, "runs.html", context)
 
 
 @router.get("/runs/rows")
@@ -257,7 +192,7 @@ def run_rows(
 ) -> Response:
     """The rows of the runs table alone, which ``live.js`` swaps in."""
     found = _run_page(client, pipeline, status, q, page)
-    return _render(request, "_run_rows.html", {"page": found})
+    return render(request, "_run_rows.html", {"page": found})
 
 
 @router.get("/runs/{run_ref}")
@@ -281,7 +216,7 @@ def run(request: Request, run_ref: str, user: PageUser, client: ClientDep) -> Re
         for step_id in order
     ]
     context = {"run": found, "svg": svg, "steps": rows, "metadata": found.metadata}
-    return _render(request, "run.html", context)
+    return render(request, "run.html", context)
 
 
 @router.get("/runs/{run_id}/live.json")
@@ -300,8 +235,8 @@ def run_live(run_id: str, user: ApiUser, client: ClientDep) -> JSONResponse:
     steps = {
         row["step_id"]: {
             "status": row["status"],
-            "started_at": _when(row["started_at"]),
-            "duration": _duration(_span(row["started_at"], row["ended_at"])),
+            "started_at": when(row["started_at"]),
+            "duration": duration(span(row["started_at"], row["ended_at"])),
             "attempts": row["attempts"],
             "outputs": [
                 {
@@ -317,8 +252,8 @@ def run_live(run_id: str, user: ApiUser, client: ClientDep) -> JSONResponse:
     return JSONResponse(
         {
             "status": state["status"],
-            "duration": _duration(_span(state["created_at"], state["ended_at"])),
-            "ended_at": _when(state["ended_at"]),
+            "duration": duration(span(state["created_at"], state["ended_at"])),
+            "ended_at": when(state["ended_at"]),
             "steps": steps,
             "pending": graphs.PENDING if state["status"] == "running" else graphs.NOT_RUN,
         },
@@ -364,7 +299,7 @@ def step(
             else None
         ),
     }
-    return _render(request, "step.html", context)
+    return render(request, "step.html", context)
 
 
 # -- artifacts ----------------------------------------------------------------------------
@@ -376,7 +311,7 @@ def artifacts(request: Request, user: PageUser, client: ClientDep) -> Response:
     from mlzen.store import queries as store_queries
 
     summaries = store_queries.artifact_summaries(client.store)
-    return _render(request, "artifacts.html", {"artifacts": summaries})
+    return render(request, "artifacts.html", {"artifacts": summaries})
 
 
 @router.get("/artifacts/{name}")
@@ -420,7 +355,7 @@ def artifact_version(
         "siblings": queries.artifact_siblings(client.store, row["artifact_id"]),
         "models": queries.models_of_artifact(client.store, version_id),
     }
-    return _render(request, "artifact.html", context)
+    return render(request, "artifact.html", context)
 
 
 @router.get("/artifact-versions/{version_id}/visualizations/{name}")
@@ -456,14 +391,14 @@ def visualization_file(
 @router.get("/models")
 @html_errors
 def models(request: Request, user: PageUser, client: ClientDep) -> Response:
-    return _render(request, "models.html", {"models": queries.list_models(client.store)})
+    return render(request, "models.html", {"models": queries.list_models(client.store)})
 
 
 @router.get("/models/{name}")
 @html_errors
 def model(request: Request, name: str, user: PageUser, client: ClientDep) -> Response:
     row, versions = queries.model_versions(client.store, name)
-    return _render(request, "model.html", {"model": row, "versions": versions})
+    return render(request, "model.html", {"model": row, "versions": versions})
 
 
 # -- comparison ---------------------------------------------------------------------------
@@ -486,4 +421,4 @@ def compare(
         query = urlencode({"old": pair[0].id, "new": pair[1].id})
         return RedirectResponse(f"/compare?{query}", status_code=303)
     diff = client.compare_runs(old, new) if old and new else None
-    return _render(request, "compare.html", {"diff": diff, "old": old or "", "new": new or ""})
+    return render(request, "compare.html", {"diff": diff, "old": old or "", "new": new or ""})

@@ -256,6 +256,14 @@ def test_login_refuses_what_is_not_a_server(project: Path) -> None:
     assert not (project / ".mlzen" / "credentials.yaml").exists()
 
 
+def test_status_names_a_server_that_does_not_answer(project: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    (project / ".mlzen" / "credentials.yaml").write_text(f"server_url: {url}\napi_key: k\n")
+    code, out, err = run_main("status")
+    assert code == 0, err
+    assert f"{url} (not answering: Cannot reach the mlzen server" in " ".join(out.split())
+
+
 def test_an_api_key_in_config_yaml_is_refused(project: Path) -> None:
     (project / ".mlzen" / "config.yaml").write_text("api_key: mlzen_secret\n")
     code, _, err = run_main("status")

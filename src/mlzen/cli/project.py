@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,18 +62,29 @@ def init(directory: Path) -> None:
 def status(as_json: bool) -> None:
     """Show the project root, the active stack, its stores and what they hold."""
     from mlzen.client import Client
+    from mlzen.errors import StoreError
     from mlzen.store import queries
     from mlzen.store.metadata import safe_url
 
     client = Client()
     settings = client.stack.settings
-    counts = queries.counts(client.store)
     server = getattr(client.store, "server_url", None)
-    user = client.store.whoami() if server else None
+    login = None
+    counts: dict[str, Any] = {"runs_by_status": {}}
+    try:
+        if server:
+            user = client.store.whoami()
+            login = f"{server} (logged in as {user['name']}, {user['role']})"
+        counts = queries.counts(client.store)
+    except StoreError as exc:
+        if not server:
+            raise
+        # Which server the project uses matters most when it does not answer.
+        login = f"{server} (not answering: {exc.message})"
     data = {
         "project_root": str(settings.project_root),
         "stack": client.stack.name,
-        "server": f"{server} (logged in as {user['name']}, {user['role']})" if user else None,
+        "server": login,
         "store_url": server or safe_url(client.stack.store_url),
         "artifact_root": str(client.stack.artifact_store.root),
         **counts,

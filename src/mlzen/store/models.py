@@ -76,6 +76,13 @@ def resolve_version(
             "running. Name an existing version, e.g. Model(name, version='latest').",
             model_name=name,
         )
+    # Most steps of a run find the version another step made: a read, no write lock.
+    made = _all(
+        store,
+        _versions().where(t.models.c.name == name, t.model_versions.c.run_id == run_id),
+    )
+    if made:
+        return made[0]
     for _ in range(_RETRIES):
         try:
             with store.write() as connection:

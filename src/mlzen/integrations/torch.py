@@ -9,7 +9,8 @@ arguments are found, in this order, in
 2. the module's attributes named like the constructor's parameters
    (``nn.Linear(4, 2)`` keeps ``in_features`` and ``out_features``), parameters with a
    default being optional;
-3. for ``nn.Sequential``, the same for each child, recursively.
+3. for ``nn.Sequential``, ``nn.ModuleList`` and ``nn.ModuleDict``, the same for each
+   child, recursively.
 
 When none of these works, the weights are still saved and the metadata says why the
 module cannot be rebuilt; loading it then raises an error naming the fix.
@@ -41,7 +42,13 @@ TENSOR_FILE = "tensor.safetensors"
 TENSOR_KEY = "tensor"
 INIT_ARGS_ATTRIBUTE = "mlzen_init_args"
 _MAX_SHAPES = 256
-_SEQUENTIAL = "torch.nn.modules.container:Sequential"
+# Containers are rebuilt from their children: Sequential and ModuleDict from a mapping of
+# them, ModuleList from a list.
+_CONTAINERS = {
+    "torch.nn.modules.container:Sequential": "mapping",
+    "torch.nn.modules.container:ModuleDict": "mapping",
+    "torch.nn.modules.container:ModuleList": "list",
+}
 
 
 class TorchModuleMaterializer(Materializer):
@@ -82,7 +89,14 @@ class TorchModuleMaterializer(Materializer):
                 "(its constructor's keyword arguments, JSON values) in its __init__."
             )
         module = build_module(spec)
-        module.load_state_dict(state)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModuleRebuildError(
+                f"{spec['class']}(**{spec.get('init_args')}) was built, but its weights do "
+                f"not fit the saved ones: {exc}. Set self.{INIT_ARGS_ATTRIBUTE} to the "
+                "constructor's keyword arguments in __init__, so that it is built the same."
+            ) from exc
         module.eval()
         return module
 
@@ -199,7 +213,7 @@ def module_spec(module: Any) -> dict[str, Any]:
             "process can import it. Define the class at module level."
         )
         return spec
-    if spec["class"] == _SEQUENTIAL:
+    if spec["class"] in _CONTAINERS:
         children = [(name, module_spec(child)) for name, child in module.named_children()]
         broken = [f"child '{n}': {s['error']}" for n, s in children if "error" in s]
         if broken:
@@ -251,7 +265,10 @@ def build_module(spec: dict[str, Any]) -> Any:
     if "children" in spec:
         from collections import OrderedDict
 
-        return kind(OrderedDict((name, build_module(child)) for name, child in spec["children"]))
+        children = [(name, build_module(child)) for name, child in spec["children"]]
+        if _CONTAINERS.get(spec["class"]) == "list":
+            return kind([child for _, child in children])
+        return kind(OrderedDict(children))
     try:
         return kind(**spec.get("init_args", {}))
     except TypeError as exc:

@@ -246,3 +246,14 @@ def test_visualizations_are_recorded_in_postgresql(postgres_url: str) -> None:
     version = frames().steps["make_frame"].outputs["table"]
     assert sorted(v.name for v in version.visualizations) == ["histograms", "preview"]
     assert collect_garbage(Client()).referenced == 2
+
+
+def test_visualizations_display_themselves_in_ipython() -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    version = frames().steps["make_frame"].outputs["table"]
+    visuals = by_name(version.visualizations)
+    formatter = formatters.DisplayFormatter()
+    html_bundle, _ = formatter.format(visuals["preview"])
+    assert html_bundle["text/html"] == visuals["preview"].read_bytes().decode()
+    png_bundle, _ = formatter.format(visuals["histograms"])
+    assert png_bundle["image/png"] == visuals["histograms"].read_bytes()

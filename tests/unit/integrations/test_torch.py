@@ -118,6 +118,29 @@ def test_builtin_modules_and_sequential_are_rebuilt(store) -> None:
     assert torch.equal(loaded(torch.ones(1, 2)), model.eval()(torch.ones(1, 2)))
 
 
+def test_module_lists_and_dicts_are_rebuilt(store) -> None:
+    layers = nn.ModuleList([nn.Linear(2, 2), nn.Tanh()])
+    heads = nn.ModuleDict({"score": nn.Linear(2, 1), "norm": nn.LayerNorm(2)})
+    for model in (layers, heads):
+        _, loaded = roundtrip(store, model)
+        assert type(loaded) is type(model)
+        assert_same_state(model, loaded)
+
+
+class Misleading(nn.Module):
+    """Keeps an attribute named like its argument that means something else."""
+
+    def __init__(self, width: int = 2) -> None:
+        super().__init__()
+        self.fc = nn.Linear(width, 1)
+        self.width = 99
+
+
+def test_weights_that_do_not_fit_the_rebuilt_module_fail_clearly(store) -> None:
+    with pytest.raises(MaterializerError, match="weights do not fit the saved ones"):
+        roundtrip(store, Misleading(3))
+
+
 def test_recorded_init_args_rebuild_the_module(store) -> None:
     model = Recorded([2, 4, 1])
     saved, loaded = roundtrip(store, model)

@@ -122,6 +122,7 @@ def test_runs_page_lists_filters_and_pages_runs(
     assert "page 2 of 2 · 2 runs" in page_two.text
     rows = viewer.get("/runs/rows")
     assert rows.text.lstrip().startswith("<tr") and second.name in rows.text
+    assert f'<input type="checkbox" name="run" value="{second.id}"' in rows.text
 
 
 def test_run_page_draws_the_dag_with_statuses_cache_marks_and_run_facts(

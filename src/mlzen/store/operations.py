@@ -106,8 +106,15 @@ def _register(function: F, role: Role, idempotent: bool) -> F:
             "first argument and no *args."
         )
     known = OPERATIONS.get(operation.name)
-    if known is not None and known.function.__qualname__ != function.__qualname__:
-        raise TypeError(f"Two remote store operations are named {operation.name}.")
+    if known is not None and (known.function.__module__, known.function.__qualname__) != (
+        function.__module__,
+        function.__qualname__,
+    ):
+        raise TypeError(
+            f"Two remote store operations are named {operation.name}: "
+            f"{known.function.__module__}.{known.function.__qualname__} and "
+            f"{function.__module__}.{function.__qualname__}. Rename one."
+        )
     OPERATIONS[operation.name] = operation
 
     @functools.wraps(function)

@@ -163,6 +163,15 @@ def test_an_operation_needs_the_store_first_and_no_star_args() -> None:
         def spread(*stores: Any) -> None: ...
 
 
+def test_two_operations_cannot_share_a_name() -> None:
+    def list_runs(store: Any) -> None: ...
+
+    list_runs.__module__ = "mlzen.elsewhere.queries"
+    with pytest.raises(TypeError, match="Two remote store operations are named queries.list_runs"):
+        remote_read(list_runs)
+    assert OPERATIONS["queries.list_runs"].function.__module__ == "mlzen.store.queries"
+
+
 def test_a_marked_query_still_runs_locally_on_a_sql_store(project: Path) -> None:
     store = MetadataStore(load_settings().store_url)
     assert queries.counts(store)["runs"] == 0

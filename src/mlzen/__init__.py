@@ -23,6 +23,7 @@ from mlzen.errors import MlzenError as MlzenError
 if TYPE_CHECKING:
     from mlzen.artifacts.materializer import Materializer as Materializer
     from mlzen.artifacts.materializer import register_materializer as register_materializer
+    from mlzen.artifacts.visualization import Visualization as Visualization
     from mlzen.client import ArtifactVersion as ArtifactVersion
     from mlzen.client import Client as Client
     from mlzen.client import PipelineRun as PipelineRun
@@ -60,6 +61,7 @@ _LAZY = {
     "log_metadata": "mlzen.runtime.context",
     "Materializer": "mlzen.artifacts.materializer",
     "register_materializer": "mlzen.artifacts.materializer",
+    "Visualization": "mlzen.artifacts.visualization",
 }
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepRun",
+    "Visualization",
     "compare",
     "deploy_model",
     "get_step_context",

@@ -14,12 +14,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mlzen import Client, Materializer, pipeline, register_materializer, step
+from mlzen import Client, Materializer, Visualization, pipeline, register_materializer, step
 from mlzen.artifacts.builtin import PREVIEW_ROWS
 from mlzen.artifacts.fsspec import FsspecArtifactStore
 from mlzen.artifacts.visualization import (
     ArtifactVisualization,
-    Visualization,
     save_visualizations,
     visualization_path,
 )

@@ -126,6 +126,11 @@ def show(run_ref: str, as_json: bool) -> None:
         console.print(
             f"code: git {code['git_commit'][:12]}{' (dirty)' if code.get('dirty') else ''}"
         )
+    linked = run.model_versions
+    if linked:
+        console.print(
+            "models: " + ", ".join(f"{escape(v.name)}:{v.number} ({v.stage})" for v in linked)
+        )
     tree = Tree(f"[bold]{escape(run.pipeline_name)}[/]")
     children = spec.downstream()
     placed: dict[str, Any] = {}

@@ -158,3 +158,8 @@ def test_runs_config_keeps_the_models_so_a_rerun_links_the_same_way(project) -> 
     assert client.get_model_version("churn").run.id == rerun.id  # type: ignore[union-attr]
     assert client.get_model_version("scores", 1).get_artifact("rating").load() == 0.4
     assert len(client.list_model_versions("scores")) == 1
+
+
+def test_runs_show_names_the_model_versions_a_run_linked(three_versions) -> None:
+    out = invoke("runs", "show", three_versions[1].id).output
+    assert "models: churn:2 (production)" in out

@@ -323,7 +323,11 @@ def _save_outputs(
                 data_type=saved.data_type,
                 size=saved.size,
                 metadata=saved.metadata,
-                visualizations=_visualize(spec.id, output.name, item, saved, artifacts),
+                visualizations=(
+                    _visualize(spec.id, output.name, item, saved, artifacts)
+                    if spec.settings.get("visualizations", True)
+                    else []
+                ),
             )
         )
     return records

@@ -256,3 +256,19 @@ def test_visualizations_display_themselves_in_ipython() -> None:
     assert html_bundle["text/html"] == visuals["preview"].read_bytes().decode()
     png_bundle, _ = formatter.format(visuals["histograms"])
     assert png_bundle["image/png"] == visuals["histograms"].read_bytes()
+
+
+@step(settings={"visualizations": False})
+def plain_frame() -> Annotated[pd.DataFrame, "plain"]:
+    return frame()
+
+
+@pipeline
+def plain_frames():
+    plain_frame()
+
+
+def test_a_step_can_switch_its_visualizations_off() -> None:
+    version = plain_frames().steps["plain_frame"].outputs["plain"]
+    assert version.load().shape == (3, 3)
+    assert version.visualizations == []

@@ -27,6 +27,8 @@ TARGETS = {
     "big_run_rss_ratio": ("<=", 1.2),
     "cli_help_s": ("<", 0.3),
     "cli_runs_list_10k_s": ("<", 0.3),
+    "server_runs_api_10k_p95_ms": ("<", 100.0),
+    "server_runs_page_10k_p95_ms": ("<", 100.0),
 }
 
 POPULATE = """
@@ -196,6 +198,21 @@ def time_cli(*args: str, runs: int = 10_000, repeat: int = 7) -> float:
         return statistics.median(times)
 
 
+def time_server() -> dict[str, float]:
+    """Server time (p95, ms) of the runs API and the dashboard's runs page, 10,000 runs
+    in the store (benchmarks/server_bench.py has the details)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_bench.py")
+    output = subprocess.run(
+        [sys.executable, script, "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    api = max(figures[k]["p95"] for k in figures if k.startswith("runs_api"))
+    return {
+        "server_runs_api_10k_p95_ms": api,
+        "server_runs_page_10k_p95_ms": figures["runs_page"]["p95"],
+    }
+
+
 def main() -> None:
     figures: dict[str, float] = {}
     figures["import_s"] = statistics.median(measure("import")["import_s"] for _ in range(7))
@@ -218,6 +235,8 @@ def main() -> None:
     print("measuring the CLI on a store with 10,000 runs ...", file=sys.stderr)
     figures["cli_help_s"] = time_cli("--help")
     figures["cli_runs_list_10k_s"] = time_cli("runs", "list")
+    print("measuring the team server on a store with 10,000 runs ...", file=sys.stderr)
+    figures.update(time_server())
     print(f"{'figure':<28}{'value':>12}  target")
     for key, value in figures.items():
         target = TARGETS.get(key)

@@ -378,6 +378,12 @@ def test_the_server_runs_only_marked_operations_for_the_right_role(
     bad = call("queries.list_runs", "viewer", {"limit": "many"})
     assert bad.status_code == 422
     assert bad.json()["error"] == "ValidationError"
+    assert call("queries.list_runs", "viewer", {"limit": 10**30}).status_code == 422
+    assert call("queries.counts", "viewer", {"extra": 1}).status_code == 422
+    assert (
+        call("queries.list_runs", "viewer", {"created_after": {"__datetime__": "x"}}).status_code
+        == 422
+    )
     missing = call("queries.find_run", "viewer", {"ref": "no-such-run"})
     assert missing.status_code == 404
     assert missing.json()["error"] == "NotFoundError"

@@ -100,8 +100,16 @@ def _endpoint(operation: Operation) -> Callable[..., Any]:
         try:
             bound = binder.bind(store, decode(body.arguments))
             result = operation.function(*bound.args, **bound.kwargs)
-        except (TypeError, ValueError, ValidationError, DataError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            ValidationError,
+            DataError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             # ValidationError is a ValueError; a lazily validated iterable raises it here.
+            # OverflowError: an integer too large for the database (e.g. a limit).
             return _error(
                 422,
                 "ValidationError",

@@ -310,3 +310,38 @@ class PromoteRequest(BaseModel):
     force: bool = Field(
         default=False, description="Take a stage another version holds (it is archived)."
     )
+
+
+# -- users and keys (admin) --------------------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=1024)
+    role: Role = "viewer"
+
+
+class ApiKeyOut(BaseModel):
+    """An API key as listings show it: never the key, never its hash."""
+
+    id: str
+    name: str
+    prefix: str
+    user_name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreate(BaseModel):
+    user: str = Field(min_length=1, max_length=255, description="Whose key it is.")
+    name: str = Field(default="default", min_length=1, max_length=255)
+
+
+class ApiKeyCreated(BaseModel):
+    """A new key: ``key`` is shown in this answer only."""
+
+    key: str
+    prefix: str
+    name: str
+    user_name: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mlzen.server.routes import artifacts, auth, models, runs, stacks
+from mlzen.server.routes import artifacts, auth, models, runs, stacks, users
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth.router)
@@ -12,3 +12,4 @@ router.include_router(runs.router)
 router.include_router(artifacts.router)
 router.include_router(stacks.router)
 router.include_router(models.router)
+router.include_router(users.router)

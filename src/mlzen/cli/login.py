@@ -41,6 +41,15 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
+def _keep_out_of_git(path: Path) -> None:
+    """List the credentials file in the project folder's .gitignore, so that committing
+    the project (or its config.yaml) never commits the key."""
+    ignore = path.parent / ".gitignore"
+    lines = ignore.read_text().splitlines() if ignore.exists() else []
+    if path.name not in lines:
+        ignore.write_text("\n".join([*lines, path.name]) + "\n")
+
+
 @click.command(epilog="Example: mlzen login http://127.0.0.1:8237 --api-key mlzen_...")
 @click.argument("url")
 @click.option(
@@ -69,6 +78,7 @@ def login(url: str, api_key: str) -> None:
     user = RemoteMetadataStore(server, api_key, retry_delays=()).whoami()
     path = credentials_path(settings)
     _write_private(path, yaml.safe_dump({"server_url": server, "api_key": api_key}))
+    _keep_out_of_git(path)
     click.echo(f"Logged in to {server} as {user['name']} ({user['role']}).")
     click.echo("This project's runs are now recorded there; 'mlzen logout' undoes it.")
     if user["role"] == "viewer":

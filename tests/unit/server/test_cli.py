@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mlzen.cli.main import main
@@ -105,3 +107,20 @@ def test_status_and_down_without_a_server() -> None:
     assert "No background server" in invoke("server", "status").output
     assert json.loads(invoke("server", "status", "--json").output)["running"] is False
     assert "No background server" in invoke("server", "down").output
+
+
+def test_a_project_logged_in_to_a_server_must_name_the_store_to_serve(
+    monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    key = "mlzen_" + "k" * 43
+    monkeypatch.setenv("MLZEN_SERVER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLZEN_API_KEY", key)
+    refused = invoke("server", "users", "list")
+    assert refused.exit_code == 2
+    assert "--store-url" in refused.output
+    assert key not in refused.output
+    store_url = f"sqlite:///{project / '.mlzen' / 'team.db'}"
+    created = invoke(
+        "server", "users", "create", "ann", "--password", "ann-password", "--store-url", store_url
+    )
+    assert created.exit_code == 0, created.output

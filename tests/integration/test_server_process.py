@@ -63,10 +63,14 @@ def test_background_server_serves_runs_and_stops(project: Path) -> None:
         assert httpx.get(f"{url}/api/v1/auth/me", headers=headers).json()["name"] == "ann"
         assert httpx.get(f"{url}/api/v1/runs").status_code == 401
 
-        # A key pasted into a URL is refused, and kept out of the access log.
+        # A key pasted into a URL is refused, and kept out of the access log; so are
+        # passwords (in login bodies, which are never logged).
         leaked = httpx.get(f"{url}/api/v1/runs", params={"api_key": key})
         assert leaked.status_code == 401
+        login = {"username": "ann", "password": "ann-password"}
+        assert httpx.post(f"{url}/api/v1/auth/login", json=login).status_code == 200
         log = Path(record["log"]).read_text()
+        assert "ann-password" not in log
         assert "/api/v1/runs" in log
         assert key not in log
         assert key[len("mlzen_") :] not in log

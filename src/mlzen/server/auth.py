@@ -10,7 +10,8 @@ deletes (runs, model stages), an admin also manages users and keys.
   one here, and checking a key costs microseconds rather than argon2's tens of
   milliseconds on every request. Keys are accepted only in the ``Authorization:
   Bearer`` header, never in a query string (which access logs record).
-- The dashboard's session cookie ``mlzen_session`` (HttpOnly, SameSite=Lax) holds
+- The dashboard's session cookie ``mlzen_session`` (HttpOnly, SameSite=Lax, and Secure
+  when the request came over HTTPS) holds
   ``<user id>.<expiry>.<signature>``: an HMAC-SHA256 over the user id, the expiry and
   the user's password hash, under a secret kept in the store. Deleting the user or
   changing their password ends every session of theirs.
@@ -240,6 +241,9 @@ def set_session_cookie(
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="lax",
+        # Over HTTPS (e.g. behind a TLS proxy passing the scheme) the browser must never
+        # send it over plain HTTP.
+        secure=_current_https.get(False),
         path="/",
     )
 
@@ -252,6 +256,7 @@ def clear_session_cookie(response: Response) -> None:
 # -- requests ----------------------------------------------------------------------------
 
 _current_store: ContextVar[MetadataStore] = ContextVar("mlzen_server_store")
+_current_https: ContextVar[bool] = ContextVar("mlzen_server_https")
 
 
 def current_store() -> MetadataStore:
@@ -265,7 +270,8 @@ def current_store() -> MetadataStore:
 
 
 class StoreContextMiddleware:
-    """Makes the app's store known to :func:`current_store` while a request runs."""
+    """Makes the app's store known to :func:`current_store` (and whether the request
+    came over HTTPS, for the cookie's ``Secure`` flag) while a request runs."""
 
     def __init__(self, app: ASGIApp, store: MetadataStore) -> None:
         self.app = app
@@ -273,9 +279,11 @@ class StoreContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _current_store.set(self.store)
+        https = _current_https.set(scope.get("scheme") in ("https", "wss"))
         try:
             await self.app(scope, receive, send)
         finally:
+            _current_https.reset(https)
             _current_store.reset(token)
 
 

@@ -194,3 +194,24 @@ def test_each_role_reads(live: LiveServer, role: str) -> None:
     assert me["role"] == role
     assert live.get("/api/v1/runs", role=role).status_code == 200
     assert live.get("/openapi.json", role=role).json()["info"]["title"] == "mlzen server"
+
+
+def test_the_session_cookie_is_secure_over_https(live: LiveServer) -> None:
+    import asyncio
+
+    async def login_over_tls() -> httpx.Response:
+        # The scheme a TLS-terminating proxy reports reaches the app as the ASGI scope's.
+        transport = httpx.ASGITransport(app=live.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://mlzen.example") as tls:
+            return await tls.post(
+                "/api/v1/auth/login", json={"username": "viewer", "password": PASSWORDS["viewer"]}
+            )
+
+    login = asyncio.run(login_over_tls())
+    assert login.status_code == 200
+    assert "; secure" in login.headers["set-cookie"].lower()
+    with httpx.Client(base_url=live.url) as plain:
+        cookie = plain.post(
+            "/api/v1/auth/login", json={"username": "viewer", "password": PASSWORDS["viewer"]}
+        ).headers["set-cookie"]
+    assert "secure" not in cookie.lower()

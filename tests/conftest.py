@@ -26,6 +26,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "MLZEN_MAX_WORKERS",
         "MLZEN_STACK",
         "MLZEN_SECRETS_KEY",
+        "MLZEN_SERVER_URL",  # a developer's login must not send test runs to a server
+        "MLZEN_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     yield root

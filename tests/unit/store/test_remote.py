@@ -34,9 +34,7 @@ KEY = "mlzen_abcDEF-_123"
 
 
 @pytest.fixture(autouse=True)
-def no_login(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name in ("MLZEN_SERVER_URL", "MLZEN_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+def closed_connections() -> Any:
     yield
     close_connections()
 

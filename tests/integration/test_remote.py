@@ -402,9 +402,11 @@ def test_environment_variables_log_in_for_ci(
 # -- the server goes away mid-run ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("executor", ["threads", "processes"])
 def test_a_run_whose_server_dies_fails_clearly_and_resumes_when_it_is_back(
-    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch, executor: str
 ) -> None:
+    monkeypatch.setenv("MLZEN_EXECUTOR", executor)
     server = _make_server(tmp_path / "dying", "sqlite")
     server.start()
     try:

@@ -208,8 +208,16 @@ class RunDiff:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
 
-def compare(a: ArtifactVersion, b: ArtifactVersion) -> ArtifactDiff:
+def compare(
+    a: ArtifactVersion,
+    b: ArtifactVersion,
+    *,
+    loadable: Callable[[ArtifactVersion], bool] | None = None,
+) -> ArtifactDiff:
     """Compare artifact version ``a`` (the old one) with ``b`` (the new one).
+
+    ``loadable`` (the team server passes one) says which versions may be read: a pair
+    with a version it refuses is compared by hash and metadata only (kind ``opaque``).
 
     Example:
         >>> raw = Client().list_artifact_versions("raw", limit=2)
@@ -217,8 +225,11 @@ def compare(a: ArtifactVersion, b: ArtifactVersion) -> ArtifactDiff:
         >>> diff.dataframe.rows_old, diff.dataframe.rows_new
         (100, 120)
     """
-    kind = _kind(a.data_type, b.data_type)
-    comparer = _model_comparer(a.materializer, b.materializer) if kind == OPAQUE else None
+    refused = loadable is not None and not (loadable(a) and loadable(b))
+    kind = OPAQUE if refused else _kind(a.data_type, b.data_type)
+    comparer = (
+        _model_comparer(a.materializer, b.materializer) if kind == OPAQUE and not refused else None
+    )
     if comparer is not None:
         kind = MODEL
     diff = ArtifactDiff(
@@ -248,9 +259,15 @@ def compare(a: ArtifactVersion, b: ArtifactVersion) -> ArtifactDiff:
 
 
 def compare_runs(
-    client: Client, old: PipelineRun, new: PipelineRun, *, artifact: str | None = None
+    client: Client,
+    old: PipelineRun,
+    new: PipelineRun,
+    *,
+    artifact: str | None = None,
+    loadable: Callable[[ArtifactVersion], bool] | None = None,
 ) -> RunDiff:
     """Compare two runs; with ``artifact``, only outputs named so (or ``step.output``).
+    ``loadable`` is passed on to :func:`compare`.
 
     Raises:
         NotFoundError: ``artifact`` names no output of either run.
@@ -296,7 +313,7 @@ def compare_runs(
             artifact_name=artifact,
         )
     for step_id, name, old_version, new_version in pairs:
-        artifact_diff = compare(old_version, new_version)
+        artifact_diff = compare(old_version, new_version, loadable=loadable)
         artifact_diff.step, artifact_diff.output = step_id, name
         diff.artifacts.append(artifact_diff)
     return diff

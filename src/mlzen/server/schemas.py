@@ -210,7 +210,7 @@ class ArtifactVersionDetail(ArtifactVersionOut):
 class Preview(BaseModel):
     """A bounded look at a value: a table for frames and arrays, else its text."""
 
-    kind: str = Field(description="'table' or 'text'.")
+    kind: str = Field(description="'table', 'text', or 'none' (not loaded; text says why).")
     data_type: str
     columns: list[str] = Field(default_factory=list)
     rows: list[list[Any]] = Field(default_factory=list)

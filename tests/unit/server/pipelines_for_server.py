@@ -45,3 +45,34 @@ def training(rows: int = 30, test_size: float = 0.2, C: float = 1.0) -> None:
 @pipeline(model=Model("churn", description="predicts churn"))
 def churn_training(C: float = 1.0) -> None:
     train(split(load(rows=10))[0], C=C)
+
+
+UNPICKLED_MARKER = "unpickled.marker"
+
+
+def _mark_unpickled(folder: str, value: int) -> Booby:
+    """Runs when a pickled ``Booby`` is loaded: leaves a marker file behind."""
+    with open(f"{folder}/{UNPICKLED_MARKER}", "a") as marker:
+        marker.write(f"{value}\n")
+    return Booby(folder, value)
+
+
+class Booby:
+    """A value only pickle can store, whose loading is visible (it writes a file)."""
+
+    def __init__(self, folder: str, value: int) -> None:
+        self.folder = folder
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, tuple[str, int]]:
+        return _mark_unpickled, (self.folder, self.value)
+
+
+@step
+def make_booby(folder: str, value: int = 1) -> Annotated[Booby, "booby"]:
+    return Booby(folder, value)
+
+
+@pipeline
+def booby_pipeline(folder: str, value: int = 1) -> None:
+    make_booby(folder=folder, value=value)

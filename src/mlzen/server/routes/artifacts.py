@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from mlzen.client import ArtifactVersion, Client, StepRun
 from mlzen.errors import ArtifactError, NotFoundError
-from mlzen.server import files
+from mlzen.server import files, trust
 from mlzen.server.auth import require_viewer
 from mlzen.server.deps import ArtifactStoreDep, ClientDep
 from mlzen.server.preview import preview
@@ -165,8 +165,17 @@ async def preview_artifact_version(
     client: ClientDep,
     rows: Annotated[int, Query(ge=1, le=1000, description="Rows of a table to show.")] = 20,
 ) -> Preview:
-    """A bounded preview: a table's first rows, or the start of the value's text."""
+    """A bounded preview: a table's first rows, or the start of the value's text. Values
+    whose format can run code when loaded (pickle, joblib, ...) are not loaded: the
+    answer's kind is ``none`` and its text says why."""
     version = await run_in_threadpool(_version, client, version_id)
+    if not trust.loadable(version.materializer):
+        return Preview(
+            kind="none",
+            data_type=version.data_type,
+            text=trust.refusal(version.name, version.version, version.materializer),
+            truncated=False,
+        )
     if version.size > MAX_PREVIEW_BYTES:
         return Preview(
             kind="text",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from mlzen.client import ArtifactVersion, Client, PipelineRun, StepRun
 from mlzen.comparison import RunDiff
 from mlzen.errors import ConfigError, NotFoundError
+from mlzen.server import trust
 from mlzen.server.auth import EditorUser, require_viewer
 from mlzen.server.deps import ClientDep
 from mlzen.server.schemas import (
@@ -240,8 +241,18 @@ def compare_runs(
     client: ClientDep,
     artifact: Annotated[str | None, Query(description="Only outputs named so.")] = None,
 ) -> Any:
-    """What changed from run ``old`` to run ``new`` (as ``mlzen diff --json``)."""
-    return client.compare_runs(old, new, artifact=artifact).to_dict()
+    """What changed from run ``old`` to run ``new`` (as ``mlzen diff --json``). Outputs
+    whose format can run code when loaded are compared by hash and metadata only."""
+    from mlzen.comparison import compare_runs as compare
+
+    diff = compare(
+        client,
+        client.get_pipeline_run(old),
+        client.get_pipeline_run(new),
+        artifact=artifact,
+        loadable=lambda version: trust.loadable(version.materializer),
+    )
+    return diff.to_dict()
 
 
 def _step_of(client: Client, run: str, step_id: str) -> StepRun:

@@ -475,6 +475,46 @@ def test_a_run_whose_server_dies_fails_clearly_and_resumes_when_it_is_back(
         server.stop()
 
 
+def test_a_run_outlives_a_server_restart_shorter_than_its_lease(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _make_server(tmp_path / "restarting", "sqlite")
+    server.start()
+    try:
+        gate = tmp_path / "gate"
+        gate.mkdir()
+        monkeypatch.setenv(pipelines.GATE_ENV, str(gate))
+        monkeypatch.setenv("MLZEN_HEARTBEAT_INTERVAL", "0.2")  # beats are missed meanwhile
+        login(server)
+        finished: dict[str, Any] = {}
+
+        def drive() -> None:
+            try:
+                finished["run"] = pipelines.gated(tag="restart")
+            except BaseException as exc:
+                finished["error"] = exc
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        deadline = time.monotonic() + 120
+        while not (gate / "waiting").exists():
+            assert driver.is_alive(), finished
+            assert time.monotonic() < deadline, "the gate step never started"
+            time.sleep(0.05)
+        server.kill()
+        server.start()  # the same store, the same port
+        (gate / "go").touch()
+        driver.join(timeout=300)
+        assert not driver.is_alive()
+
+        assert "error" not in finished, finished.get("error")
+        run = finished["run"]
+        assert run.status == "completed"
+        assert run.steps["after_gate"].outputs["done"].load() == "opened-restart-passed-done"
+    finally:
+        server.stop()
+
+
 def test_cli_commands_list_login_and_logout() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert "login" in result.output and "logout" in result.output

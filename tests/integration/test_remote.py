@@ -193,8 +193,10 @@ def test_login_checks_the_key_keeps_it_private_and_logout_returns_to_the_local_s
     assert team_server.url in err and "mlzen login" in err
     assert not credentials.exists()
 
-    out = login(team_server)
     key = team_server.keys["editor"]
+    code, out, err = run_main("login", team_server.url, "--api-key", key)
+    assert code == 0, err
+    assert "artifacts are still saved in" in err  # a local folder teammates cannot open
     assert f"Logged in to {team_server.url} as editor-user (editor)" in out
     assert key not in out
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600

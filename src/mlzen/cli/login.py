@@ -64,6 +64,7 @@ def login(url: str, api_key: str) -> None:
 
     from mlzen.config import load_settings
     from mlzen.errors import ConfigError
+    from mlzen.store import queries
     from mlzen.store.remote import RemoteMetadataStore, check_server_url
 
     server = check_server_url(url)
@@ -75,7 +76,9 @@ def login(url: str, api_key: str) -> None:
             path=str(settings.project_root),
         )
     api_key = api_key.strip()
-    user = RemoteMetadataStore(server, api_key, retry_delays=()).whoami()
+    store = RemoteMetadataStore(server, api_key, retry_delays=())
+    user = store.whoami()
+    queries.counts(store)  # the server serves the store operations this client calls
     path = credentials_path(settings)
     _write_private(path, yaml.safe_dump({"server_url": server, "api_key": api_key}))
     _keep_out_of_git(path)
@@ -90,6 +93,25 @@ def login(url: str, api_key: str) -> None:
     for name in ENV_VARIABLES:
         if os.environ.get(name):
             click.echo(f"Note: {name} is set and wins over this login.", err=True)
+    _note_local_artifacts()
+
+
+def _note_local_artifacts() -> None:
+    """Say so when the active stack keeps artifacts where only this machine reads them."""
+    from mlzen.errors import MlzenError
+    from mlzen.stack import active_stack
+
+    try:
+        root = str(active_stack().artifact_store.root)
+    except MlzenError:
+        return  # a stack that does not load says so when it is used
+    if "://" not in root or root.startswith(("file://", "local://")):
+        click.echo(
+            f"Note: artifacts are still saved in {root}, on this machine. For the server's "
+            "dashboard and your teammates to open them, use an artifact store they reach "
+            "too (e.g. S3; see 'mlzen stack register').",
+            err=True,
+        )
 
 
 @click.command(epilog="Example: mlzen logout")

@@ -198,7 +198,7 @@ def test_login_checks_the_key_keeps_it_private_and_logout_returns_to_the_local_s
     assert code == 0, err
     assert "artifacts are still saved in" in err  # a local folder teammates cannot open
     assert f"Logged in to {team_server.url} as editor-user (editor)" in out
-    assert key not in out
+    assert key not in out + err
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     assert "credentials.yaml" in (project / ".mlzen" / ".gitignore").read_text().splitlines()
     assert load_settings().server_url == team_server.url

@@ -209,7 +209,15 @@ class RemoteMetadataStore(MetadataStore):
         )
         if response.status_code != 200:
             self._raise_for(response, f"'{operation.name}'")
-        return decode(response.json()["result"])
+        try:
+            return decode(response.json()["result"])
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(
+                f"{self.server_url} answered '{operation.name}' with something that is not "
+                "an mlzen store result. Check the URL: it should be the address of 'mlzen "
+                "server up'.",
+                store_url=self.server_url,
+            ) from None
 
     def whoami(self) -> dict[str, Any]:
         """The user this store's API key belongs to (``id``, ``name``, ``role``).
@@ -220,7 +228,10 @@ class RemoteMetadataStore(MetadataStore):
         response = self._send("GET", ME_PATH, json=None, what="the API key", idempotent=True)
         if response.status_code != 200:
             self._raise_for(response, "the API key")
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict) or not {"name", "role"} <= set(body):
             raise StoreError(
                 f"{self.server_url} answered {ME_PATH} with something that is not an mlzen "
@@ -304,6 +315,13 @@ class RemoteMetadataStore(MetadataStore):
         fields: dict[str, Any] = body["fields"] if isinstance(body.get("fields"), dict) else {}
         server = self.server_url
         status = response.status_code
+        if response.is_redirect:
+            target = split_key(response.headers.get("location", "?"))[0]
+            raise StoreError(
+                f"The server at {server} redirects {what} to {target}. Log in with the "
+                "address it redirects to: 'mlzen login URL --api-key KEY'.",
+                store_url=server,
+            )
         if status == 401:
             raise StoreError(
                 f"The mlzen server at {server} does not accept this project's API key "

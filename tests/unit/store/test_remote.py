@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import pickle
+import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +215,57 @@ def test_a_server_that_does_not_answer_is_named_in_the_error() -> None:
     store = RemoteMetadataStore(url, KEY, retry_delays=(0.01,))
     with pytest.raises(StoreError, match=f"Cannot reach the mlzen server at {url}"):
         queries.list_runs(store)
+
+
+class _NotMlzen(BaseHTTPRequestHandler):
+    """A web server that is not an mlzen server: HTML for everything, or a redirect."""
+
+    def _answer(self) -> None:
+        if self.path.startswith("/moved"):
+            self.send_response(301)
+            self.send_header("Location", "https://elsewhere.example/")
+            self.end_headers()
+            return
+        body = b"<html>hello</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def web_server() -> Any:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotMlzen)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_web_server_that_is_not_mlzen_is_named_as_such(web_server: str) -> None:
+    store = RemoteMetadataStore(web_server, KEY, retry_delays=())
+    with pytest.raises(StoreError, match="not an mlzen user"):
+        store.whoami()
+    with pytest.raises(StoreError, match="not an mlzen store result"):
+        queries.counts(store)
+    moved = RemoteMetadataStore(f"{web_server}/moved", KEY, retry_delays=())
+    with pytest.raises(StoreError, match="redirects .* to https://elsewhere.example"):
+        queries.counts(moved)
 
 
 def test_direct_database_access_on_a_server_store_is_refused() -> None:

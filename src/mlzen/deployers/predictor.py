@@ -8,6 +8,7 @@ back as JSON-ready lists.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,8 @@ class Predictor:
             if self.framework == "torch":
                 return self._predict_torch(rows)
             return _plain(self.model.predict(self._frame(rows)))
-        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+        # Warning: a numeric warning the process turned into an error (``-W error``).
+        except (ValueError, TypeError, LookupError, ArithmeticError, RuntimeError, Warning) as exc:
             raise PredictionError(
                 f"The model rejected the rows: {type(exc).__name__}: {exc}"
             ) from exc
@@ -80,7 +82,7 @@ class Predictor:
             if column.dtype and column.kind != "any":
                 try:
                     frame[column.name] = frame[column.name].astype(_castable(column))
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, ArithmeticError) as exc:
                     raise PredictionError(
                         f"Column '{column.name}' cannot be read as {column.dtype}: {exc}"
                     ) from exc
@@ -108,15 +110,15 @@ def _castable(column: s.Column) -> str:
 
 
 def _plain(value: Any) -> list[Any]:
-    """A model's output as JSON values (NaN as null)."""
+    """A model's output as JSON values (NaN and infinities as null)."""
     tolist = getattr(value, "tolist", None)
     items = tolist() if callable(tolist) else list(value)
     return [_json_value(item) for item in items]
 
 
 def _json_value(item: Any) -> Any:
-    if isinstance(item, float) and item != item:
-        return None
+    if isinstance(item, float) and not math.isfinite(item):
+        return None  # JSON has no NaN or infinity
     if isinstance(item, list):
         return [_json_value(i) for i in item]
     return item

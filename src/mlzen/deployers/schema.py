@@ -206,13 +206,14 @@ class InputSchema:
             }
         else:
             row = {}
-        rows = {"type": "array", "items": row, "maxItems": MAX_ROWS}
-        return {
-            "oneOf": [
-                {"type": "object", "properties": {"rows": rows}, "required": ["rows"]},
-                rows,
-            ]
+        rows = {"type": "array", "items": row, "minItems": 1, "maxItems": MAX_ROWS}
+        wrapped = {
+            "type": "object",
+            "properties": {"rows": rows},
+            "required": ["rows"],
+            "additionalProperties": False,
         }
+        return {"oneOf": [wrapped, rows]}
 
 
 def _rows_of(payload: Any) -> tuple[list[Any], list[Any]]:
@@ -263,10 +264,15 @@ def _check(column: Column, value: Any) -> str | None:
             isinstance(value, float) and value.is_integer()
         )
         want = "an integer"
+        low, high = _int_range(column.dtype)
+        if ok and not low <= value <= high:
+            shown = value if isinstance(value, int) else f"{value:.0f}"
+            return f"{name} is {shown}, outside the range of {column.dtype or 'int64'}."
     elif kind == "number":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and (column.nullable or math.isfinite(value))
         want = "a number"
+        if ok and not math.isfinite(value):
+            return f"{name} must be a finite number, got {value}."
     elif kind == "boolean":
         ok, want = isinstance(value, bool), "true or false"
     elif kind == "string":
@@ -282,6 +288,17 @@ def _check(column: Column, value: Any) -> str | None:
     shown = repr(value) if isinstance(value, str | int | float) else _json_type(value)
     dtype = f" (trained as {column.dtype})" if column.dtype else ""
     return f"{name} expects {want}{dtype}, got {shown}."
+
+
+def _int_range(dtype: str | None) -> tuple[int, int]:
+    """The values an integer dtype holds (int64's when it is not known)."""
+    text = (dtype or "int64").lower()
+    unsigned = text.startswith("uint")
+    digits = "".join(ch for ch in text if ch.isdigit())
+    bits = int(digits) if digits in ("8", "16", "32", "64") else 64
+    if unsigned:
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def _is_datetime(text: str) -> bool:
@@ -317,6 +334,8 @@ def _json_schema(column: Column) -> dict[str, Any]:
         "datetime": {"type": "string", "format": "date-time"},
     }
     schema: dict[str, Any] = dict(types.get(column.kind, {}))
+    if column.kind == "integer":
+        schema["minimum"], schema["maximum"] = _int_range(column.dtype)
     if column.nullable and schema:
         schema["type"] = [schema["type"], "null"]
     return schema

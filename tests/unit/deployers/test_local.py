@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def lookalike() -> Iterator[subprocess.Popen[bytes]]:
             "svc",
         ]  # fmt: skip
     )
+    # Until the child has exec'd, its command line is still this process's.
+    deadline = time.monotonic() + 30
+    while not is_service_process(process.pid, "svc") and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield process
     process.kill()
     process.wait()

@@ -53,6 +53,8 @@ def test_null_only_where_allowed() -> None:
         ("tenure", True, "Column 'tenure' expects an integer (trained as int64), got True."),
         ("charges", "70", "Column 'charges' expects a number (trained as float64), got '70'."),
         ("charges", [1], "Column 'charges' expects a number (trained as float64), got a list."),
+        ("tenure", 2**70, "Column 'tenure' is 1180591620717411303424, outside the range of int64."),
+        ("charges", float("inf"), "Column 'charges' must be a finite number, got inf."),
         ("plan", 1, "Column 'plan' expects a string (trained as object), got 1."),
         ("senior", 0, "Column 'senior' expects true or false (trained as bool), got 0."),
         ("signed_up", "soon", "Column 'signed_up' expects an ISO 8601 date-time string"),
@@ -153,6 +155,18 @@ def test_nullability_follows_training_null_counts() -> None:
     assert [c.nullable for c in schema.columns] == [False, True]
     unknown_counts = s.from_names(["a", "b"], {"a": "float64", "b": "object"}, None, "t")
     assert [c.nullable for c in unknown_counts.columns] == [True, False]
+
+
+def test_integer_ranges_follow_the_dtype() -> None:
+    small = s.InputSchema((s.Column("n", "integer", "uint8"),), named=False, source="t")
+    assert small.parse([[255]]) == [[255]]
+    (error,) = errors_of(small, [[256]])
+    assert error["msg"] == "Column 'n' is 256, outside the range of uint8."
+    assert small.request_schema()["oneOf"][1]["items"]["prefixItems"][0] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 255,
+    }
 
 
 def test_schema_round_trips_and_describes_the_body() -> None:

@@ -300,6 +300,22 @@ def test_a_project_opens_its_own_store_until_it_logs_in(project: Path) -> None:
     assert settings.store_url.startswith("sqlite:///")
 
 
+def test_a_stack_with_a_registered_metadata_store_keeps_it_after_login(project: Path) -> None:
+    from mlzen.stack import load_stack
+    from mlzen.stack_registry import register_component, register_stack
+
+    other = f"sqlite:///{project / 'team.db'}"
+    register_component("metadata_store", "team", "sql", {"url": other})
+    register_stack("own-store", {"metadata_store": "team"})
+    register_stack("server-store", {"orchestrator": "local"})
+    (project / ".mlzen" / "credentials.yaml").write_text(
+        f"server_url: http://127.0.0.1:8237\napi_key: {KEY}\n"
+    )
+    own = load_stack("own-store").metadata_store
+    assert type(own) is MetadataStore and own.url == other
+    assert isinstance(load_stack("server-store").metadata_store, RemoteMetadataStore)
+
+
 def test_the_environment_wins_over_the_login(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,13 +56,14 @@ def test_round_trip_and_listing_never_shows_values() -> None:
 
 
 def test_values_are_encrypted_at_rest(project: Path) -> None:
-    set_secret("db", {"password": PLAINTEXT})
+    # The key is a word the schema never uses (users.password_hash holds "password").
+    set_secret("db", {"passphrase_4711": PLAINTEXT})
     # A control: a plain value written the same way is visible in the bytes read.
     register_component("artifact_store", "control", "local", {"path": "/plain-control-4711"})
     on_disk = database_bytes(project)
     assert b"/plain-control-4711" in on_disk
     assert PLAINTEXT.encode() not in on_disk
-    assert b"password" not in on_disk  # keys are encrypted too
+    assert b"passphrase_4711" not in on_disk  # keys are encrypted too
 
 
 def test_key_file_is_created_on_first_set_with_mode_0600(project: Path) -> None:

@@ -228,15 +228,26 @@ def _launch(command: list[str], log_path: Path, settings: Settings) -> int:
 
 
 def _terminate(pid: int, name: str) -> None:
+    try:
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while is_service_process(pid, name):
+            if time.monotonic() > deadline:
+                _signal(pid, signal.SIGKILL)
+                deadline = time.monotonic() + STOP_GRACE
+            time.sleep(_POLL)
+    except PermissionError:
+        raise DeploymentError(
+            f"Not allowed to stop deployment '{name}' (process {pid}): another user runs "
+            "it. Stop it as that user.",
+            deployment=name,
+            pid=pid,
+        ) from None
+
+
+def _signal(pid: int, number: int) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while is_service_process(pid, name):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + STOP_GRACE
-        time.sleep(_POLL)
+        os.kill(pid, number)
 
 
 def is_service_process(pid: int | None, name: str) -> bool:

@@ -75,7 +75,15 @@ def list_stacks(as_json: bool) -> None:
         return
     print_table(
         None,
-        ["", "name", "orchestrator", "artifact_store", "metadata_store", "created"],
+        [
+            "",
+            "name",
+            "orchestrator",
+            "artifact_store",
+            "metadata_store",
+            "model_deployer",
+            "created",
+        ],
         [
             (
                 "*" if s["active"] else "",
@@ -83,6 +91,7 @@ def list_stacks(as_json: bool) -> None:
                 s["components"]["orchestrator"],
                 s["components"]["artifact_store"],
                 s["components"]["metadata_store"],
+                s["components"]["model_deployer"],
                 when(s["created_at"]) if s["created_at"] else "built-in",
             )
             for s in found

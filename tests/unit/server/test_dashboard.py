@@ -297,12 +297,21 @@ def sklearn_training(C: float = 1.0) -> None:
     fit_model(C=C)
 
 
-def test_compare_page_shows_a_model_diff(viewer: httpx.Client) -> None:
+def test_compare_page_never_loads_a_value_whose_format_runs_code(
+    viewer: httpx.Client, monkeypatch
+) -> None:
     pytest.importorskip("sklearn")
     old, new = sklearn_training(C=1.0), sklearn_training(C=0.1)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the dashboard loaded a stored model")
+
+    monkeypatch.setattr("mlzen.client.ArtifactVersion.load", refuse)
     page = viewer.get("/compare", params={"old": old.id, "new": new.id}).text
-    assert "LogisticRegression" in page and "<h4>Hyperparameters</h4>" in page
-    assert re.search(r'<h4>Hyperparameters</h4>.*?data-name="C">.*?<code>1.0</code>', page, re.S)
+    section = re.search(r'<section class="artifact-diff".*?</section>', page, re.S)
+    assert section is not None and "fit_model.classifier" in section.group(0)
+    assert "Compared by content hash and metadata only" in section.group(0)
+    assert "<h4>Hyperparameters</h4>" not in page
 
 
 @step

@@ -415,10 +415,21 @@ def compare(
     run: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Compare runs ``old`` and ``new``; or the two ``run`` values ticked on the runs page,
-    the older one first."""
+    the older one first. Outputs whose format can run code when loaded are compared by
+    hash and metadata only (``mlzen.server.trust``)."""
+    from mlzen.comparison import compare_runs
+    from mlzen.server import trust
+
     if run and len(run) == 2 and not (old or new):
         pair = sorted((client.get_pipeline_run(r) for r in run), key=lambda r: r.created_at)
         query = urlencode({"old": pair[0].id, "new": pair[1].id})
         return RedirectResponse(f"/compare?{query}", status_code=303)
-    diff = client.compare_runs(old, new) if old and new else None
+    diff = None
+    if old and new:
+        diff = compare_runs(
+            client,
+            client.get_pipeline_run(old),
+            client.get_pipeline_run(new),
+            loadable=lambda version: trust.loadable(version.materializer),
+        )
     return render(request, "compare.html", {"diff": diff, "old": old or "", "new": new or ""})

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import pytest
 
-from mlzen import Client, log_metadata, pipeline, step
+from mlzen import Client, Model, log_metadata, pipeline, step
 from mlzen.config import load_settings
 from mlzen.errors import ConfigError, MlzenError, RunFailedError
 from mlzen.orchestrators.base import RunHandle, schedule
@@ -120,6 +121,23 @@ def observed() -> None:
     measured(value)
 
 
+@step
+def frame(rows: int = 5) -> Annotated[pd.DataFrame, "frame"]:
+    return pd.DataFrame({"x": range(rows), "y": [0.5 * i for i in range(rows)]})
+
+
+@step
+def scored(df: pd.DataFrame) -> Annotated[float, "score"]:
+    log_metadata({"score": float(df["y"].sum())}, model=True)
+    return float(df["y"].sum())
+
+
+@pipeline(enable_cache=False, model=Model(name="ray-model"))
+def modelled() -> None:
+    scored(frame())
+    scored(frame(rows=3), id="scored_small")
+
+
 @pipeline(enable_cache=False)
 def resourced() -> None:
     assigned_resources(shapes.source())
@@ -217,6 +235,18 @@ def test_logs_and_metadata_are_recorded(stack: Stack) -> None:
     assert metadata["score"] == 0.5
     assert (metadata["pid"] == os.getpid()) == (stack.orchestrator is None)
     assert run.steps["measured"].outputs["doubled"].metadata["rows"] == 3
+
+
+def test_parallel_steps_link_one_model_version_with_visualizations(stack: Stack) -> None:
+    run = run_on(stack, modelled)
+    versions = Client().list_model_versions("ray-model")
+    assert [v.number for v in versions] == [1]  # one version, however many workers link
+    assert set(versions[0].artifacts) == {"frame", "score"}
+    assert versions[0].metadata["score"] in (5.0, 1.5)
+    frame_version = run.steps["frame"].outputs["frame"]
+    kinds = {v.name: v.kind for v in frame_version.visualizations}
+    assert kinds == {"preview": "html", "histograms": "png"}
+    assert frame_version.visualizations[0].read_bytes()
 
 
 # -- Ray only -------------------------------------------------------------------------------

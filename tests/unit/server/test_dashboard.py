@@ -216,11 +216,13 @@ def test_models_pages_show_versions_and_stages(viewer: httpx.Client) -> None:
     client = Client()
     client.get_model_version("churn", 1).promote("staging")
     client.get_model_version("churn", 2).promote("production")
+    client.get_model_version("churn", 2).log_metadata({"accuracy": 0.93})
     listing = viewer.get("/models").text
     assert re.search(r"churn</a></td>\s*<td>2</td>\s*<td>2</td>\s*<td>1</td>\s*<td>2</td>", listing)
     page = viewer.get("/models/churn").text
     assert re.search(r'data-version="2">.*?data-status="production"', page, re.S)
     assert re.search(r'data-version="1">.*?data-status="staging"', page, re.S)
+    assert "<code>accuracy</code>: 0.93" in page
     model_artifact = second.steps["train"].outputs["model"]
     assert f'href="/artifact-versions/{model_artifact.id}"' in page
     assert first.name in page and second.name in page

@@ -362,9 +362,31 @@ def model_versions(store: MetadataStore, name: str) -> tuple[dict[str, Any], lis
         .where(links.model_version_id.in_([v["id"] for v in versions]))
         .order_by(links.name),
     )
+    metadata = metadata_of_many(store, "model_version", [v["id"] for v in versions])
     for version in versions:
         version["artifacts"] = [a for a in artifacts if a["model_version_id"] == version["id"]]
+        version["metadata"] = metadata.get(version["id"], {})
     return model, versions
+
+
+def metadata_of_many(
+    store: MetadataStore, entity_type: str, entity_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """``{entity_id: {key: value}}`` for several entities in one query; a later value for
+    a key wins."""
+    ids = list(entity_ids)
+    if not ids:
+        return {}
+    m = t.run_metadata.c
+    query = (
+        select(m.entity_id, m.key, m.value)
+        .where(m.entity_type == entity_type, m.entity_id.in_(ids))
+        .order_by(m.id)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for row in _all(store, query):
+        found.setdefault(row["entity_id"], {})[row["key"]] = json.loads(row["value"])
+    return found
 
 
 def models_of_artifact(store: MetadataStore, artifact_version_id: str) -> list[dict[str, Any]]:

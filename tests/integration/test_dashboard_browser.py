@@ -212,6 +212,7 @@ def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_compari
     page.goto("/runs")
     page.locator(f'input[name=run][value="{run_id}"]').check()
     page.locator(f'input[name=run][value="{second.id}"]').check()
+    _shot(page, "dashboard-runs.png")
     page.click("#compare-selected")
     expect(page.locator("h1")).to_have_text("Compare two runs")
     changed = page.locator('table.changes tr[data-name="C"]').first

@@ -248,6 +248,17 @@ def test_the_readme_flow_a_user_and_key_from_the_cli_then_a_run(
     assert queries.find_run(team_server.store(), run.name)["id"] == run.id
 
 
+def test_login_asks_for_the_key_when_it_is_not_given(
+    team_server: TeamServer, project: Path
+) -> None:
+    key = team_server.keys["viewer"]
+    result = CliRunner().invoke(cli, ["login", team_server.url], input=f"{key}\n")
+    assert result.exit_code == 0, result.output
+    assert "as viewer-user (viewer)" in result.output
+    assert key not in result.output  # typed hidden, never echoed
+    assert load_settings().api_key == key
+
+
 def test_login_refuses_what_is_not_a_server(project: Path) -> None:
     code, _, err = run_main("login", "postgresql://db/mlzen", "--api-key", "k")
     assert code == 2 and "not an mlzen server URL" in err

@@ -27,12 +27,12 @@ COMMANDS = {
     "component": "mlzen.cli.component:component",
     "secret": "mlzen.cli.secret:secret",
     "diff": "mlzen.cli.diff:diff",
+    "models": "mlzen.cli.models:models",
     "server": "mlzen.cli.server:server",
     "login": "mlzen.cli.login:login",
     "logout": "mlzen.cli.login:logout",
     "deploy": "mlzen.cli.deploy:deploy",
     "deployments": "mlzen.cli.deploy:deployments",
-    "models": "mlzen.cli.models:models",
 }
 
 

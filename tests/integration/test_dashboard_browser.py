@@ -3,12 +3,15 @@ uvicorn server on 127.0.0.1 while a real pipeline runs.
 
 The middle step of the pipeline waits on an event the test sets, so the test sees the
 run appear and go live: the runs page and the DAG change state without a page reload.
-Screenshots go to ``docs/images/`` (the README shows one of them).
+Screenshots go to ``$MLZEN_SCREENSHOTS`` (default: a folder under the system temp dir);
+``MLZEN_SCREENSHOTS=docs/images`` refreshes the ones the README shows.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +26,9 @@ from mlzen.server import auth
 from mlzen.server.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+IMAGES = Path(
+    os.environ.get("MLZEN_SCREENSHOTS") or Path(tempfile.gettempdir()) / "mlzen-screenshots"
+)
 ADMIN, PASSWORD = "admin", "admin-password"
 WAIT_MS = 30_000
 

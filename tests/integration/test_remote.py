@@ -26,12 +26,13 @@ import pytest
 from click.testing import CliRunner
 
 from mlzen import Client
-from mlzen.cli.main import cli, main
+from mlzen.cli.main import cli
 from mlzen.config import load_settings
 from mlzen.errors import StoreError
 from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore
 from mlzen.store.remote import RemoteMetadataStore, close_connections
+from tests.cli import run_main
 from tests.conftest import POSTGRES_URL
 from tests.integration import pipelines_for_remote as pipelines
 from tests.integration.services import free_port
@@ -157,18 +158,6 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MLZEN_PROGRESS", "0")
     yield
     close_connections()
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """``mlzen ARGS`` through ``main()``, as a shell runs it: exit code, stdout, stderr."""
-    runner = CliRunner()
-    with runner.isolation() as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, stdout.getvalue().decode(), stderr.getvalue().decode()
 
 
 def login(server: TeamServer, role: str = "editor") -> str:

@@ -18,13 +18,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from mlzen import Client, Model, deploy_model, pipeline, step
-from mlzen.cli.main import main
 from mlzen.deployers.deployments import deploy, get_deployment, list_deployments, stop_deployment
 from mlzen.deployers.local import free_port, is_service_process
 from mlzen.errors import DeploymentError
+from tests.cli import run_main
 
 # -- a churn model trained on a DataFrame ----------------------------------------------------
 
@@ -69,18 +68,6 @@ SAMPLE = [
     {"tenure": 60, "monthly_charges": 40.0, "senior": True},
     {"tenure": 8, "monthly_charges": 82.0, "senior": False},
 ]
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """`mlzen ARGS` as a shell runs it: (exit code, stdout, stderr)."""
-    runner = CliRunner()
-    with runner.isolation() as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, stdout.getvalue().decode(), stderr.getvalue().decode()
 
 
 def ok(*args: str) -> str:

@@ -12,10 +12,9 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from mlzen import Client, Materializer, log_metadata, pipeline, register_materializer, step
-from mlzen.cli.main import cli, main
+from tests.cli import invoke, run_main
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -63,22 +62,6 @@ def flow(rows: int = 3):
     df = load(rows=rows)
     summarise(df, to_array(df))
     pair(rows=rows)
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """`mlzen ARGS` through main(), as a user's shell runs it: (exit code, stdout, stderr)."""
-    runner = CliRunner()
-    with runner.isolation() as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, stdout.getvalue().decode(), stderr.getvalue().decode()
 
 
 @pytest.fixture

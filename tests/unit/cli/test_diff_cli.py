@@ -5,22 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from mlzen.cli.main import cli, main
+from tests.cli import invoke, run_main
 from tests.unit.test_compare import data
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The real entry point (`mlzen ...`): exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture
@@ -98,14 +85,14 @@ def test_artifact_option_limits_the_comparison(two_runs) -> None:
     assert data_out["artifacts"][0]["array"]["max_abs_diff"] == 5.0
 
 
-def test_unknown_run_exits_2_naming_it(capsys, two_runs) -> None:
-    code, _, err = run_main(capsys, "diff", "no-such-run", "latest")
+def test_unknown_run_exits_2_naming_it(two_runs) -> None:
+    code, _, err = run_main("diff", "no-such-run", "latest")
     assert code == 2 and "no-such-run" in err
 
 
-def test_unknown_artifact_exits_2_naming_it_and_the_choices(capsys, two_runs) -> None:
+def test_unknown_artifact_exits_2_naming_it_and_the_choices(two_runs) -> None:
     old, new = two_runs
-    code, _, err = run_main(capsys, "diff", old.name, new.name, "--artifact", "nope")
+    code, _, err = run_main("diff", old.name, new.name, "--artifact", "nope")
     assert code == 2 and "'nope'" in err and "weights" in err
 
 

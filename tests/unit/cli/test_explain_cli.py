@@ -8,23 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mlzen import Client
-from mlzen.cli.main import cli, main
+from tests.cli import invoke, run_main
 from tests.unit.test_explain import BODY, EDITED_BODY, make_history
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The real entry point (`mlzen ...`): exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -136,19 +123,15 @@ def test_json_has_stable_keys(history: dict[str, str]) -> None:
     assert cached["run_name"] == history["edited"]
 
 
-def test_unknown_run_exits_2_naming_it(
-    history: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run_main(capsys, "runs", "explain", "no-such-run", "load")
+def test_unknown_run_exits_2_naming_it(history: dict[str, str]) -> None:
+    code, _, err = run_main("runs", "explain", "no-such-run", "load")
     assert code == 2
     assert err.startswith("Error: ") and "'no-such-run'" in err
     assert "Traceback" not in err
 
 
-def test_unknown_step_exits_2_listing_the_steps(
-    history: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run_main(capsys, "runs", "explain", history["edited"], "trian")
+def test_unknown_step_exits_2_listing_the_steps(history: dict[str, str]) -> None:
+    code, _, err = run_main("runs", "explain", history["edited"], "trian")
     assert code == 2
     assert "'trian'" in err and history["edited"] in err
     assert "load, transform, audit, report, report_2" in err

@@ -13,12 +13,11 @@ from typing import Annotated
 
 import fsspec
 import pytest
-from click.testing import CliRunner
 
 import mlzen.gc
 from mlzen import Client, pipeline, step
 from mlzen.artifacts.materializer import save_artifact
-from mlzen.cli.main import cli
+from tests.cli import invoke
 
 
 @step
@@ -34,10 +33,6 @@ def total(values: list) -> Annotated[int, "total"]:
 @pipeline
 def arithmetic(count: int = 3):
     total(numbers(count=count))
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def gc_json(*args: str) -> dict:

@@ -6,22 +6,9 @@ import json
 from typing import Annotated
 
 import pytest
-from click.testing import CliRunner
 
 from mlzen import Client, Model, log_metadata, pipeline, step
-from mlzen.cli.main import cli, main
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The real entry point (`mlzen ...`): exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
+from tests.cli import invoke, run_main
 
 
 @step
@@ -96,10 +83,8 @@ def test_show_accepts_numbers_stages_and_latest(three_versions) -> None:
     assert "classifier:2" in out and "auc" in out and "0.55" in out
 
 
-def test_promote_needs_force_to_take_a_held_stage(
-    three_versions, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run_main(capsys, "models", "promote", "churn:3", "production")
+def test_promote_needs_force_to_take_a_held_stage(three_versions) -> None:
+    code, _, err = run_main("models", "promote", "churn:3", "production")
     assert code == 2
     assert "Version 2 of model 'churn' is in production" in err and "--force" in err
     assert Client().get_model_version("churn", "production").number == 2
@@ -115,17 +100,15 @@ def test_promote_needs_force_to_take_a_held_stage(
     assert stages == {1: "staging", 2: "archived", 3: "production"}
 
 
-def test_unknown_models_versions_and_stages_are_clear_errors(
-    three_versions, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run_main(capsys, "models", "show", "fraud:1")
+def test_unknown_models_versions_and_stages_are_clear_errors(three_versions) -> None:
+    code, _, err = run_main("models", "show", "fraud:1")
     assert code == 2 and "No model named 'fraud'. Known models: churn." in err
-    code, _, err = run_main(capsys, "models", "show", "churn:staging")
+    code, _, err = run_main("models", "show", "churn:staging")
     assert code == 2
     assert "has no version in stage 'staging'. Its versions: 1, 2 (production), 3." in err
-    code, _, err = run_main(capsys, "models", "versions", "fraud")
+    code, _, err = run_main("models", "versions", "fraud")
     assert code == 2 and "No model named 'fraud'" in err
-    code, _, err = run_main(capsys, "models", "promote", "churn:1", "live")
+    code, _, err = run_main("models", "promote", "churn:1", "live")
     assert code == 2 and "'live' is not one of" in err
 
 

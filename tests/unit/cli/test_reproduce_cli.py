@@ -14,20 +14,10 @@ import yaml
 from click.testing import CliRunner
 
 from mlzen import Client, pipeline, step
-from mlzen.cli.main import cli, main
+from mlzen.cli.main import cli
 from mlzen.pipelines import RunConfig
+from tests.cli import invoke, run_main
 from tests.unit.runtime.test_environment import init_repo
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), captured.out, captured.err
 
 
 @step
@@ -215,16 +205,16 @@ def test_env_shows_git_state_and_the_recorded_diff(project: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["config", "env"])
-def test_unknown_run_exits_2_naming_it(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_run_exits_2_naming_it(command: str) -> None:
     numbers()
-    code, out, err = run_main(capsys, "runs", command, "no-such-run")
+    code, out, err = run_main("runs", command, "no-such-run")
     assert code == 2 and out == ""
     assert err.startswith("Error: ") and "'no-such-run'" in err
     assert "Traceback" not in err
 
 
-def test_latest_without_runs_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_main(capsys, "runs", "config", "latest")
+def test_latest_without_runs_exits_2() -> None:
+    code, _, err = run_main("runs", "config", "latest")
     assert code == 2 and "no runs yet" in err
 
 

@@ -16,13 +16,10 @@ from click.testing import CliRunner
 
 from mlzen import Client
 from mlzen.cli.main import cli
+from tests.cli import invoke
 from tests.unit.cli import pipelines_for_cli
 
 TARGET = "tests.unit.cli.pipelines_for_cli:arithmetic"
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def mlzen(*args: str, cwd: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:

@@ -12,24 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from mlzen import Client
-from mlzen.cli.main import cli, main
+from mlzen.cli.main import cli
 from mlzen.config import load_settings
 from mlzen.secrets import get_secret
 from mlzen.stack import Stack, load_stack
+from tests.cli import run_main
 
 TARGET = "tests.unit.cli.pipelines_for_cli:arithmetic"
-
-
-def run_main(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    """`mlzen ARGS` through main(), as a user's shell runs it: (exit code, stdout, stderr)."""
-    runner = CliRunner()
-    with runner.isolation(input=input) as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, stdout.getvalue().decode(), stderr.getvalue().decode()
 
 
 def ok(*args: str, input: str | None = None) -> str:

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mlzen.cli.main import main
 from mlzen.server import auth
 from mlzen.server.app import server_stack
 from mlzen.store import users
+from tests.cli import run_main
 
 
 @dataclass
@@ -24,15 +23,7 @@ class Result:
 
 def invoke(*args: str, input: str | None = None) -> Result:  # noqa: A002 (click's name)
     """`mlzen ARGS` through main(), as a shell runs it."""
-    runner = CliRunner()
-    with runner.isolation(input=input) as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = stdout.getvalue().decode()
-        err = stderr.getvalue().decode()
+    code, out, err = run_main(*args, input=input)
     return Result(code, out, out + err)
 
 

@@ -39,12 +39,25 @@ def postgres_url(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     """A PostgreSQL store emptied for this test; skips where no server is configured."""
     if not POSTGRES_URL:
         pytest.skip("MLZEN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    empty_postgres(POSTGRES_URL)
+    monkeypatch.setenv("MLZEN_STORE_URL", POSTGRES_URL)
+    yield POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Run the test on SQLite and (where configured) on PostgreSQL; the store's kind."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_url")
+    return request.param
+
+
+def empty_postgres(url: str) -> None:
+    """Drop and recreate the ``public`` schema of the PostgreSQL database at ``url``."""
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(POSTGRES_URL)
+    engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    monkeypatch.setenv("MLZEN_STORE_URL", POSTGRES_URL)
-    yield POSTGRES_URL

@@ -33,7 +33,7 @@ from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore
 from mlzen.store.remote import RemoteMetadataStore, close_connections
 from tests.cli import run_main
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, empty_postgres
 from tests.integration import pipelines_for_remote as pipelines
 from tests.integration.services import free_port
 
@@ -120,13 +120,7 @@ def _make_server(root: Path, backend: str) -> TeamServer:
     if backend == "postgres":
         if not POSTGRES_URL:
             pytest.skip("MLZEN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(POSTGRES_URL)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        empty_postgres(POSTGRES_URL)
         store_url = POSTGRES_URL
     else:
         store_url = f"sqlite:///{root / 'server.db'}"

@@ -14,12 +14,8 @@ from mlzen.store.metadata import utcnow
 fail_switch = {"on": True}
 
 
-@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
-def store_backend(request: pytest.FixtureRequest) -> str:
-    """Every Client test runs on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_url")
-    return request.param
+# Every Client test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 @step

@@ -20,13 +20,8 @@ from mlzen.errors import (
 )
 from mlzen.gc import collect_garbage
 
-
-@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
-def store_backend(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on SQLite and (where configured) on PostgreSQL."""
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_url")
-    return request.param
+# Every test here runs on SQLite and (where configured) on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 @step

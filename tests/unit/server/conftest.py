@@ -50,12 +50,10 @@ class _Thread(threading.Thread):
         self.server.run()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture
+def backend(store_backend: str) -> str:
     """Server tests run on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_url")
-    return request.param
+    return store_backend
 
 
 def start_server(app: Any) -> tuple[Any, _Thread, str]:

@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ import pytest
 from mlzen import pipeline, step
 from mlzen.server import auth
 from mlzen.server.app import create_app
+from tests.live_server import start_server, stop_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMAGES = Path(
@@ -72,33 +72,15 @@ def churn(rows: int = 12, C: float = 1.0) -> None:
     evaluate(train(customers, C=C), profile(customers))
 
 
-def _start(app: Any) -> tuple[Any, threading.Thread, str]:
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def server(project: Path) -> Iterator[str]:
     app = create_app()
     auth.create_user(app.state.store, ADMIN, PASSWORD, "admin")
-    uvicorn_server, thread, url = _start(app)
+    uvicorn_server, thread, url = start_server(app)
     try:
         yield url
     finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "uvicorn did not stop"
+        stop_server(uvicorn_server, thread)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ API key each, and HTTP clients over real sockets.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from mlzen.server import auth
 from mlzen.server.app import create_app
+from tests.live_server import start_server, stop_server
 
 PASSWORDS = {"admin": "admin-password", "editor": "editor-password", "viewer": "viewer-password"}
 
@@ -41,42 +40,10 @@ class LiveServer:
             return client.get(path, **kwargs)
 
 
-class _Thread(threading.Thread):
-    def __init__(self, server: Any) -> None:
-        super().__init__(daemon=True)
-        self.server = server
-
-    def run(self) -> None:
-        self.server.run()
-
-
 @pytest.fixture
 def backend(store_backend: str) -> str:
     """Server tests run on SQLite and on PostgreSQL."""
     return store_backend
-
-
-def start_server(app: Any) -> tuple[Any, _Thread, str]:
-    """Serve ``app`` with uvicorn on a free port of 127.0.0.1; returns server, thread, URL."""
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = _Thread(server)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-def stop_server(server: Any, thread: _Thread) -> None:
-    server.should_exit = True
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -138,41 +139,61 @@ def pipeline(request: Request, name: str, user: PageUser, client: ClientDep) -> 
 # -- runs ---------------------------------------------------------------------------------
 
 
-def _run_filters(pipeline: str | None, status: str | None, q: str | None) -> dict[str, str]:
-    return {k: v for k, v in (("pipeline", pipeline), ("status", status), ("q", q)) if v}
+@dataclass(frozen=True)
+class RunQuery:
+    """The runs table's query string: its filters and page number."""
+
+    pipeline: str | None
+    status: str | None
+    q: str | None
+    page: int
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """The filters that are set, by query parameter name."""
+        given = (("pipeline", self.pipeline), ("status", self.status), ("q", self.q))
+        return {k: v for k, v in given if v}
 
 
-def _run_page(
-    client: Client, pipeline: str | None, status: str | None, q: str | None, page: int
-) -> queries.RunPage:
-    found = queries.run_page(
-        client.store, pipeline=pipeline, status=status, search=q, page=page, per_page=PER_PAGE
-    )
+def _run_query(
+    pipeline: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> RunQuery:
+    return RunQuery(pipeline, status, q, page)
+
+
+RunQueryDep = Annotated[RunQuery, Depends(_run_query)]
+
+
+def _run_page(client: Client, query: RunQuery) -> queries.RunPage:
+    def fetch() -> queries.RunPage:
+        return queries.run_page(
+            client.store,
+            pipeline=query.pipeline,
+            status=query.status,
+            search=query.q,
+            page=query.page,
+            per_page=PER_PAGE,
+        )
+
+    found = fetch()
     running = [run["id"] for run in found.runs if run["status"] == "running"]
     if running and client.store.expire_stale_runs(running):
-        found = queries.run_page(
-            client.store, pipeline=pipeline, status=status, search=q, page=page, per_page=PER_PAGE
-        )
+        found = fetch()
     return found
 
 
 @router.get("/runs")
 @html_errors
-def runs(
-    request: Request,
-    user: PageUser,
-    client: ClientDep,
-    pipeline: str | None = None,
-    status: str | None = None,
-    q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-) -> Response:
-    filters = _run_filters(pipeline, status, q)
-    found = _run_page(client, pipeline, status, q, page)
+def runs(request: Request, user: PageUser, client: ClientDep, query: RunQueryDep) -> Response:
+    filters = query.filters
+    found = _run_page(client, query)
     context = {
         "page": found,
         "filters": filters,
-        "query": urlencode({**filters, "page": page}),
+        "query": urlencode({**filters, "page": query.page}),
         "filter_query": urlencode(filters),
         "pipelines": queries.pipeline_names(client.store),
         "statuses": queries.RUN_STATUSES,
@@ -181,18 +202,9 @@ def runs(
 
 
 @router.get("/runs/rows")
-def run_rows(
-    request: Request,
-    user: ApiUser,
-    client: ClientDep,
-    pipeline: str | None = None,
-    status: str | None = None,
-    q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-) -> Response:
+def run_rows(request: Request, user: ApiUser, client: ClientDep, query: RunQueryDep) -> Response:
     """The rows of the runs table alone, which ``live.js`` swaps in."""
-    found = _run_page(client, pipeline, status, q, page)
-    return render(request, "_run_rows.html", {"page": found})
+    return render(request, "_run_rows.html", {"page": _run_page(client, query)})
 
 
 @router.get("/runs/{run_ref}")

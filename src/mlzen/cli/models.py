@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlzen.cli.output import console as output_console
-from mlzen.cli.output import json_option, print_json, print_table, when
+from mlzen.cli.output import json_option, print_json, print_table, styled, when
 
 if TYPE_CHECKING:
     from mlzen.client import Client
@@ -57,10 +57,6 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "updated_at": version.updated_at,
         "artifacts": {link["name"]: link["artifact_version_id"] for link in version.artifact_links},
     }
-
-
-def _styled(stage: str) -> str:
-    return f"[{STAGE_STYLES.get(stage, 'white')}]{stage}[/]"
 
 
 @models.command("list", epilog="Example: mlzen models list --json")
@@ -109,7 +105,7 @@ def versions(name: str, as_json: bool) -> None:
         [
             (
                 v.number,
-                _styled(v.stage),
+                styled(v.stage, STAGE_STYLES),
                 runs.get(v.run_id or "", "-"),
                 len(v.artifact_links),
                 when(v.created_at),
@@ -155,7 +151,7 @@ def show(ref: str, as_json: bool) -> None:
     run = version.run
     console = output_console()
     console.print(
-        f"[bold]{escape(version.name)}:{version.number}[/]  {_styled(version.stage)}  "
+        f"[bold]{escape(version.name)}:{version.number}[/]  {styled(version.stage, STAGE_STYLES)}  "
         f"id {version.id}  created {when(version.created_at)}  "
         f"stage since {when(version.updated_at)}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,11 @@ def console() -> Any:
     from rich.console import Console
 
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def styled(word: str, styles: Mapping[str, str]) -> str:
+    """``word`` in rich markup, coloured as ``styles`` maps it (white if it does not)."""
+    return f"[{styles.get(word, 'white')}]{word}[/]"
 
 
 def when(value: datetime | None) -> str:

@@ -181,6 +181,7 @@ class LiveView:
     def _table(self, rows: dict[str, Any]) -> Any:
         from rich.table import Table
 
+        from mlzen.cli.output import styled
         from mlzen.cli.runs import STATUS_STYLES
         from mlzen.store.metadata import utcnow
 
@@ -197,7 +198,7 @@ class LiveView:
             status = row["status"]
             table.add_row(
                 step_id,
-                f"[{STATUS_STYLES.get(status, 'white')}]{status}[/]",
+                styled(status, STATUS_STYLES),
                 f"{(end - row['started_at']).total_seconds():.1f}s",
             )
         return table

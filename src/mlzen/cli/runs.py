@@ -9,7 +9,7 @@ import click
 
 from mlzen.cli.main import LazyGroup
 from mlzen.cli.output import console as output_console
-from mlzen.cli.output import json_option, print_json, print_table, seconds, when
+from mlzen.cli.output import json_option, print_json, print_table, seconds, styled, when
 
 if TYPE_CHECKING:
     from mlzen.client import PipelineRun, StepRun
@@ -92,10 +92,6 @@ def list_runs(pipeline_name: str | None, status: str | None, limit: int, as_json
     )
 
 
-def _styled(status: str) -> str:
-    return f"[{STATUS_STYLES.get(status, 'white')}]{status}[/]"
-
-
 @runs.command("show", epilog="Example: mlzen runs show latest")
 @click.argument("run_ref", metavar="RUN")
 @json_option
@@ -114,7 +110,7 @@ def show(run_ref: str, as_json: bool) -> None:
     spec = run.spec
     console = output_console()
     console.print(
-        f"[bold]{escape(run.name)}[/]  {_styled(run.status)}  id {run.id}  "
+        f"[bold]{escape(run.name)}[/]  {styled(run.status, STATUS_STYLES)}  id {run.id}  "
         f"pipeline {escape(run.pipeline_name)}  {when(run.created_at)}  {seconds(run.duration)}"
     )
     if run.parameters:
@@ -143,7 +139,8 @@ def show(run_ref: str, as_json: bool) -> None:
             f"{escape(name)} → {escape(v.name)}:{v.version}" for name, v in step.outputs.items()
         )
         extra = f"  [dim]{outputs}[/]" if outputs else ""
-        return f"{escape(step_id)}  {_styled(step.status)}  {seconds(step.duration)}{extra}"
+        status = styled(step.status, STATUS_STYLES)
+        return f"{escape(step_id)}  {status}  {seconds(step.duration)}{extra}"
 
     def place(step_id: str, parent: Any) -> None:
         if step_id in placed:

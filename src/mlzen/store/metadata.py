@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     create_engine,
@@ -52,6 +53,14 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def next_version(connection: Connection, version: ColumnElement[int], *where: Any) -> int:
+    """One more than the highest ``version`` among the rows ``where`` selects; 1 if none.
+
+    The caller holds a lock on the parent row, so two writers never take the same number.
+    """
+    return (connection.execute(select(func.max(version)).where(*where)).scalar() or 0) + 1
 
 
 @dataclass(frozen=True)
@@ -524,14 +533,11 @@ class MetadataStore:
         connection.execute(
             select(t.artifacts.c.id).where(t.artifacts.c.id == artifact_id).with_for_update()
         )
-        version = (
-            connection.execute(
-                select(func.max(t.artifact_versions.c.version)).where(
-                    t.artifact_versions.c.artifact_id == artifact_id
-                )
-            ).scalar()
-            or 0
-        ) + 1
+        version = next_version(
+            connection,
+            t.artifact_versions.c.version,
+            t.artifact_versions.c.artifact_id == artifact_id,
+        )
         version_id = new_id()
         connection.execute(
             insert(t.artifact_versions).values(

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from mlzen.errors import ConfigError, NotFoundError, StageConflictError, StoreError
 from mlzen.model import EXCLUSIVE_STAGES, STAGES
 from mlzen.store import tables as t
-from mlzen.store.metadata import MetadataStore, new_id, safe_url, utcnow
+from mlzen.store.metadata import MetadataStore, new_id, next_version, safe_url, utcnow
 from mlzen.store.operations import remote_read, remote_write
 
 _RETRIES = 10
@@ -120,14 +120,9 @@ def _run_version(
     ).first()
     if existing is not None:
         return dict(existing._mapping)
-    number = (
-        connection.execute(
-            select(func.max(t.model_versions.c.version)).where(
-                t.model_versions.c.model_id == model_id
-            )
-        ).scalar()
-        or 0
-    ) + 1
+    number = next_version(
+        connection, t.model_versions.c.version, t.model_versions.c.model_id == model_id
+    )
     version_id = new_id()
     connection.execute(
         t.model_versions.insert().values(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mlzen.errors import ConfigError, NotFoundError
@@ -36,6 +36,13 @@ def _user_not_found(name: str) -> NotFoundError:
         f"No server user named '{name}'. List users with 'mlzen server users list'.",
         user_name=name,
     )
+
+
+def _user_id(connection: Connection, name: str) -> str:
+    user_id = connection.execute(select(t.users.c.id).where(t.users.c.name == name)).scalar()
+    if user_id is None:
+        raise _user_not_found(name)
+    return str(user_id)
 
 
 def create_user(store: MetadataStore, *, name: str, password_hash: str, role: str) -> str:
@@ -68,9 +75,7 @@ def create_user(store: MetadataStore, *, name: str, password_hash: str, role: st
 def delete_user(store: MetadataStore, name: str) -> None:
     """Delete a user and (by cascade) every API key of theirs."""
     with store.write() as connection:
-        user_id = connection.execute(select(t.users.c.id).where(t.users.c.name == name)).scalar()
-        if user_id is None:
-            raise _user_not_found(name)
+        user_id = _user_id(connection, name)
         connection.execute(delete(t.api_keys).where(t.api_keys.c.user_id == user_id))
         connection.execute(delete(t.users).where(t.users.c.id == user_id))
 
@@ -117,16 +122,11 @@ def create_api_key(
     """
     key_id = new_id()
     with store.write() as connection:
-        user_id = connection.execute(
-            select(t.users.c.id).where(t.users.c.name == user_name)
-        ).scalar()
-        if user_id is None:
-            raise _user_not_found(user_name)
         connection.execute(
             insert(t.api_keys).values(
                 id=key_id,
                 name=name,
-                user_id=user_id,
+                user_id=_user_id(connection, user_name),
                 prefix=prefix,
                 key_hash=key_hash,
                 created_at=utcnow(),

@@ -398,6 +398,30 @@ def test_environment_variables_log_in_for_ci(
 # -- the server goes away mid-run ---------------------------------------------------------
 
 
+def start_gated(gate: Path, tag: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``pipelines.gated`` in a thread and wait until its gate step waits on ``gate``.
+
+    Returns the thread and a dict that gets the finished run (``run``) or what the run
+    raised (``error``).
+    """
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            outcome["run"] = pipelines.gated(tag=tag)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    deadline = time.monotonic() + 120
+    while not (gate / "waiting").exists():
+        assert driver.is_alive(), outcome
+        assert time.monotonic() < deadline, "the gate step never started"
+        time.sleep(0.05)
+    return driver, outcome
+
+
 @pytest.mark.parametrize("executor", ["threads", "processes"])
 def test_a_run_whose_server_dies_fails_clearly_and_resumes_when_it_is_back(
     tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch, executor: str
@@ -412,27 +436,13 @@ def test_a_run_whose_server_dies_fails_clearly_and_resumes_when_it_is_back(
         monkeypatch.setenv("MLZEN_LEASE_SECONDS", "1")
         monkeypatch.setenv("MLZEN_HEARTBEAT_INTERVAL", "0.2")
         login(server)
-        failure: dict[str, BaseException] = {}
-
-        def drive() -> None:
-            try:
-                pipelines.gated(tag="x")
-            except BaseException as exc:
-                failure["error"] = exc
-
-        driver = threading.Thread(target=drive)
-        driver.start()
-        deadline = time.monotonic() + 120
-        while not (gate / "waiting").exists():
-            assert driver.is_alive(), failure
-            assert time.monotonic() < deadline, "the gate step never started"
-            time.sleep(0.05)
+        driver, outcome = start_gated(gate, tag="x")
         server.kill()
         (gate / "go").touch()
         driver.join(timeout=300)
         assert not driver.is_alive()
 
-        error = failure["error"]
+        error = outcome["error"]
         assert isinstance(error, StoreError)
         name = error.fields["run_name"]
         assert f"Cannot reach the mlzen server at {server.url}" in error.message
@@ -482,21 +492,7 @@ def test_a_run_outlives_a_server_restart_shorter_than_its_lease(
         monkeypatch.setenv(pipelines.GATE_ENV, str(gate))
         monkeypatch.setenv("MLZEN_HEARTBEAT_INTERVAL", "0.2")  # beats are missed meanwhile
         login(server)
-        finished: dict[str, Any] = {}
-
-        def drive() -> None:
-            try:
-                finished["run"] = pipelines.gated(tag="restart")
-            except BaseException as exc:
-                finished["error"] = exc
-
-        driver = threading.Thread(target=drive)
-        driver.start()
-        deadline = time.monotonic() + 120
-        while not (gate / "waiting").exists():
-            assert driver.is_alive(), finished
-            assert time.monotonic() < deadline, "the gate step never started"
-            time.sleep(0.05)
+        driver, finished = start_gated(gate, tag="restart")
         server.kill()
         server.start()  # the same store, the same port
         (gate / "go").touch()

@@ -398,12 +398,17 @@ def test_environment_variables_log_in_for_ci(
 # -- the server goes away mid-run ---------------------------------------------------------
 
 
-def start_gated(gate: Path, tag: str) -> tuple[threading.Thread, dict[str, Any]]:
-    """Start ``pipelines.gated`` in a thread and wait until its gate step waits on ``gate``.
+def start_gated(
+    gate: Path, monkeypatch: pytest.MonkeyPatch, tag: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``pipelines.gated`` in a thread and wait until its gate step waits in the new
+    folder ``gate`` (it goes on once the test creates ``gate / "go"``).
 
     Returns the thread and a dict that gets the finished run (``run``) or what the run
     raised (``error``).
     """
+    gate.mkdir()
+    monkeypatch.setenv(pipelines.GATE_ENV, str(gate))
     outcome: dict[str, Any] = {}
 
     def drive() -> None:
@@ -430,13 +435,11 @@ def test_a_run_whose_server_dies_fails_clearly_and_resumes_when_it_is_back(
     server = _make_server(tmp_path / "dying", "sqlite")
     server.start()
     try:
-        gate = tmp_path / "gate"
-        gate.mkdir()
-        monkeypatch.setenv(pipelines.GATE_ENV, str(gate))
         monkeypatch.setenv("MLZEN_LEASE_SECONDS", "1")
         monkeypatch.setenv("MLZEN_HEARTBEAT_INTERVAL", "0.2")
         login(server)
-        driver, outcome = start_gated(gate, tag="x")
+        gate = tmp_path / "gate"
+        driver, outcome = start_gated(gate, monkeypatch, tag="x")
         server.kill()
         (gate / "go").touch()
         driver.join(timeout=300)
@@ -487,12 +490,10 @@ def test_a_run_outlives_a_server_restart_shorter_than_its_lease(
     server = _make_server(tmp_path / "restarting", "sqlite")
     server.start()
     try:
-        gate = tmp_path / "gate"
-        gate.mkdir()
-        monkeypatch.setenv(pipelines.GATE_ENV, str(gate))
         monkeypatch.setenv("MLZEN_HEARTBEAT_INTERVAL", "0.2")  # beats are missed meanwhile
         login(server)
-        driver, finished = start_gated(gate, tag="restart")
+        gate = tmp_path / "gate"
+        driver, finished = start_gated(gate, monkeypatch, tag="restart")
         server.kill()
         server.start()  # the same store, the same port
         (gate / "go").touch()

@@ -4,7 +4,6 @@ its notebook runs against those two runs, so neither can rot."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,13 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.services import free_port
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "end_to_end"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_example(project: Path, *args: str) -> str:
@@ -39,7 +34,7 @@ def _run_example(project: Path, *args: str) -> str:
 
 @pytest.fixture
 def two_runs(project: Path) -> Iterator[tuple[str, str, int]]:
-    port = _free_port()
+    port = free_port()
     first = _run_example(project, "--port", str(port))
     try:
         second = _run_example(project, "--port", str(port), "--C", "0.01")

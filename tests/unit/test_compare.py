@@ -242,3 +242,14 @@ def test_a_cache_hit_compares_with_the_metadata_its_origin_logged() -> None:
     diff = Client().compare_runs(first, second)
     settings_diff = next(s for s in diff.steps if s.step == "settings")
     assert settings_diff.metadata == []  # not "c removed"
+
+
+def test_a_cache_hit_whose_origin_run_was_deleted_compares_without_metadata() -> None:
+    first = data(seed=0)
+    second = data(seed=1)
+    third = data(seed=2)
+    client = Client()
+    client.store.delete_run(first.id)  # the run `settings` of the later runs reused
+    diff = client.compare_runs(second, third)
+    settings_diff = next(s for s in diff.steps if s.step == "settings")
+    assert settings_diff.metadata == []

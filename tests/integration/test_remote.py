@@ -33,7 +33,7 @@ from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore
 from mlzen.store.remote import RemoteMetadataStore, close_connections
 from tests.cli import run_main
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_SKIP_REASON, POSTGRES_URL, empty_postgres
 from tests.integration import pipelines_for_remote as pipelines
 from tests.integration.services import free_port
 
@@ -119,7 +119,7 @@ def _make_server(root: Path, backend: str) -> TeamServer:
     (root / ".mlzen").mkdir()
     if backend == "postgres":
         if not POSTGRES_URL:
-            pytest.skip("MLZEN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+            pytest.skip(POSTGRES_SKIP_REASON)
         empty_postgres(POSTGRES_URL)
         store_url = POSTGRES_URL
     else:

@@ -501,4 +501,4 @@ def test_a_store_made_before_the_registry_is_migrated_on_first_use(project: Path
     with engine.connect() as connection:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
-    assert version == HEAD_REVISION == "0003"
+    assert version == HEAD_REVISION == "0004"

@@ -38,7 +38,7 @@ from mlzen.errors import StoreError
 from mlzen.store import tables as t
 from mlzen.store.operations import remote_write
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 RUNNING = "running"
 FINISHED_STATUSES = ("completed", "cached")
 _engines: dict[str, Engine] = {}

@@ -76,6 +76,8 @@ step_runs = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("logs", Text),
+    # What the step's success or failure hook raised (the step keeps its own status).
+    Column("hook_error", Text),
     UniqueConstraint("run_id", "step_id", name="uq_step_runs_run_step"),
     Index("ix_step_runs_cache_key", "cache_key", "status"),
     Index("ix_step_runs_step_name", "step_name"),
@@ -103,6 +105,8 @@ artifact_versions = Table(
     Column("metadata", JSON, nullable=False),
     Column("producer_step_run_id", ID, ForeignKey("step_runs.id", ondelete="SET NULL")),
     Column("created_at", DateTime, nullable=False),
+    # {relative path: size} of the files saved; ``None`` for versions saved before 0004.
+    Column("files", JSON),
     UniqueConstraint("artifact_id", "version", name="uq_artifact_versions_artifact_version"),
     Index("ix_artifact_versions_content_hash", "content_hash"),
 )
@@ -299,4 +303,18 @@ api_keys = Table(
     Column("created_at", DateTime, nullable=False),
     Column("last_used_at", DateTime),
     Column("revoked_at", DateTime),
+)
+
+
+# A dashboard login: the cookie carries a random token, the store its SHA-256, so logging
+# out (deleting the row) ends the session on every server process at once.
+server_sessions = Table(
+    "server_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_server_sessions_user", "user_id"),
 )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from pathlib import Path
 from typing import Annotated
 
 from mlzen import pipeline, step
@@ -33,6 +35,22 @@ def slow_increment(x: int, seconds: float = 0.3) -> int:
     return x + 1
 
 
+@step(enable_cache=False)
+def meet(x: int, folder: str, parties: int = 4, timeout: float = 120.0) -> int:
+    """Wait until ``parties`` invocations are inside this step at once, then add one.
+
+    Proves branches run concurrently without comparing timestamps: run one after the
+    other, the first would wait for the rest until ``timeout`` and fail.
+    """
+    Path(folder, uuid.uuid4().hex).touch()
+    deadline = time.monotonic() + timeout
+    while (arrived := len(os.listdir(folder))) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {arrived} of {parties} branches ran at the same time")
+        time.sleep(0.01)
+    return x + 1
+
+
 @step
 def pid_of(x: int) -> Annotated[int, "pid"]:
     return os.getpid()
@@ -56,10 +74,10 @@ def chain(length: int = 5) -> None:
 
 
 @pipeline
-def fan_out_fan_in(seconds: float = 0.3) -> None:
+def fan_out_meeting(folder: str) -> None:
+    """Four branches that can only finish if all four run at the same time."""
     start = source()
-    parts = [slow_increment(start, seconds=seconds) for _ in range(4)]
-    total(*parts)
+    total(*[meet(start, folder=folder) for _ in range(4)])
 
 
 @pipeline

@@ -171,15 +171,12 @@ def test_crossed_branches_keep_argument_order(stack: Stack) -> None:
     assert output(run, "add") == output(run, "add_2") == 3
 
 
-def test_fan_out_runs_branches_at_the_same_time(stack: Stack) -> None:
-    # Half a CPU each: all four branches fit the 2-CPU cluster at once. New Ray workers
-    # take a moment to start: give the sleeps room to overlap.
-    fan = shapes.fan_out_fan_in.with_options(
-        enable_cache=False, settings={"resources": {"cpus": 0.5}}
-    )
-    run = run_on(stack, fan, seconds=0.5 if stack.orchestrator is None else 3.0)
-    branches = [run.steps[f"slow_increment{s}"] for s in ("", "_2", "_3", "_4")]
-    assert max(b.started_at for b in branches) < min(b.ended_at for b in branches)
+def test_fan_out_runs_branches_at_the_same_time(stack: Stack, tmp_path: Path) -> None:
+    # Half a CPU each: all four branches fit the 2-CPU cluster at once. Each waits inside
+    # its step until all four have arrived.
+    fan = shapes.fan_out_meeting.with_options(settings={"resources": {"cpus": 0.5}})
+    run = run_on(stack, fan, folder=str(tmp_path))
+    assert [run.steps[f"meet{s}"].status for s in ("", "_2", "_3", "_4")] == ["completed"] * 4
     assert output(run, "total") == 8
 
 

@@ -119,37 +119,52 @@ class _ByIdentity:
             pass
 
 
+class _CodeFacts:
+    """What the fingerprint needs of one code object: the names it uses and, once asked
+    for, the hash of its source."""
+
+    __slots__ = ("digest", "names")
+
+    def __init__(self, code: types.CodeType) -> None:
+        found: set[str] = set()
+        for inner in _code_objects(code):
+            found.update(inner.co_names)
+        self.names = tuple(sorted(found))
+        self.digest: str | None = None
+
+
 # Remembered by code object (running a ``def`` again makes a new one) or by class, never
 # by name, which a notebook cell rebinds to new code.
-_digests = _ByIdentity()
-_global_names = _ByIdentity()
+_code_facts = _ByIdentity()
+_class_digests = _ByIdentity()
+
+
+def _facts(func: types.FunctionType) -> _CodeFacts:
+    code = func.__code__
+    facts: _CodeFacts | None = _code_facts.get(code)
+    if facts is None:
+        facts = _CodeFacts(code)
+        _code_facts.put(code, facts)
+    return facts
 
 
 def _source_digest(obj: types.FunctionType | type) -> str:
     """The hash of a function's or class's source."""
-    key = obj.__code__ if isinstance(obj, types.FunctionType) else obj
-    digest: str | None = _digests.get(key)
+    if isinstance(obj, types.FunctionType):
+        facts = _facts(obj)
+        if facts.digest is None:
+            facts.digest = _digest(_source(obj))
+        return facts.digest
+    digest: str | None = _class_digests.get(obj)
     if digest is None:
         digest = _digest(_source(obj))
-        _digests.put(key, digest)
+        _class_digests.put(obj, digest)
     return digest
-
-
-def _names_used(code: types.CodeType) -> tuple[str, ...]:
-    """The global and attribute names a code object (and those nested in it) uses, sorted."""
-    names: tuple[str, ...] | None = _global_names.get(code)
-    if names is None:
-        found: set[str] = set()
-        for inner in _code_objects(code):
-            found.update(inner.co_names)
-        names = tuple(sorted(found))
-        _global_names.put(code, names)
-    return names
 
 
 def _referenced(func: types.FunctionType) -> list[Any]:
     """Objects a function refers to by global name, attribute of a project module, or closure."""
-    names = _names_used(func.__code__)
+    names = _facts(func).names
     globals_ = func.__globals__
     found: list[Any] = []
     for name in names:

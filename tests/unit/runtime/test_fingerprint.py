@@ -82,11 +82,11 @@ def test_rebinding_a_helper_changes_the_fingerprint_and_rebinding_it_back_restor
 
 def test_remembered_sources_go_with_the_functions() -> None:
     cell: dict = {"__name__": "__main__"}
-    before = len(fingerprint._digests._entries)
+    before = len(fingerprint._code_facts._entries)
     for value in range(200):
         _define(f"def helper():\n    return {value}\n", cell)
         fingerprint.code_fingerprint(cell["helper"])
-    assert len(fingerprint._digests._entries) <= before + 2
+    assert len(fingerprint._code_facts._entries) <= before + 2
 
 
 def spec(parameters: dict) -> StepSpec:

@@ -102,6 +102,11 @@ def test_a_failing_failure_hook_is_recorded_and_the_step_keeps_its_own_error() -
     assert "ConnectionError: pager is down while reporting model 42 is no good" in (
         evaluated.hook_error
     )
+    code, out, err = run_main("runs", "logs", evaluated.run_id, "evaluate")
+    assert code == 0, err
+    assert out.count("ConnectionError: pager is down") == 1  # captured in the logs, once
+    code, out, err = run_main("runs", "show", evaluated.run_id)
+    assert "hook error in evaluate: on_failure hook" in out
 
 
 # -- what a failure hook is given ---------------------------------------------------------

@@ -191,7 +191,7 @@ def logs(run_ref: str, step_id: str | None) -> None:
         click.echo(step.logs, nl=False)
         if step.error and step.status != "completed":
             click.echo(step.error, nl=False)
-        if step.hook_error:
+        if step.hook_error and step.hook_error not in step.logs:  # a failure hook's is there
             click.echo(step.hook_error, nl=False)
 
 

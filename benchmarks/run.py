@@ -25,6 +25,7 @@ TARGETS = {
     "artifact_ratio": ("<", 1.5),
     "chain_peak_rss_mib": ("<", 100.0),
     "big_run_rss_ratio": ("<=", 1.2),
+    "fingerprint_60_helpers_us": ("<", 1000.0),
     "cli_help_s": ("<", 0.3),
     "cli_runs_list_10k_s": ("<", 0.3),
     "server_runs_api_10k_p95_ms": ("<", 100.0),
@@ -127,6 +128,27 @@ print(json.dumps({"cached_rerun_s": min(timed(twenty) for _ in range(3))}))
 chain_of(20, "twenty").with_options(enable_cache=False)()
 print(json.dumps({"chain_peak_rss_mib": peak_rss_mib()}))
 """,
+    "fingerprint": """
+# The code fingerprint taken for every step of every run, of a step calling a chain of 60
+# project helpers: looked up afresh each time, so a redefined helper counts.
+import os
+lines = []
+for i in range(60):
+    callee = f"helper_{i + 1}(x)" if i < 59 else "x"
+    lines += [f"def helper_{i}(x):", f"    return {callee} + {i}", ""]
+lines += ["def big(x):", "    return helper_0(x)", ""]
+with open(os.path.join(sys.argv[1], "many_helpers.py"), "w") as module:
+    module.write("\\n".join(lines))
+sys.path.insert(0, sys.argv[1])
+import many_helpers
+from mlzen.runtime.fingerprint import code_fingerprint
+
+first = timed(code_fingerprint, many_helpers.big)
+repeats = 2000
+again = timed(lambda: [code_fingerprint(many_helpers.big) for _ in range(repeats)]) / repeats
+print(json.dumps({"fingerprint_60_helpers_first_ms": first * 1000,
+                  "fingerprint_60_helpers_us": again * 1e6}))
+""",
     "big_pipeline": """
 import numpy as np
 array = np.random.default_rng(0).random(25_000_000)  # 200 MB of float64
@@ -216,7 +238,7 @@ def time_server() -> dict[str, float]:
 def main() -> None:
     figures: dict[str, float] = {}
     figures["import_s"] = statistics.median(measure("import")["import_s"] for _ in range(7))
-    for name in ("overhead", "fan_out", "cached", "chain_rss"):
+    for name in ("overhead", "fingerprint", "fan_out", "cached", "chain_rss"):
         print(f"measuring {name} ...", file=sys.stderr)
         figures.update(measure(name))
     print("measuring the 200 MB artifact run and its baseline ...", file=sys.stderr)

@@ -35,6 +35,7 @@ def test_readme_examples_run(project: Path) -> None:
     assert "{'test_size': 0.2, 'C': 2.0} {'test_size': 0.5}" in result.stdout
     assert "[('C', 0.5, 2.0)]" in lines  # compare_runs: the parameter that changed
     assert "json True" in lines  # compare: identical content of two versions of 'raw'
+    assert "completed ConnectionError: chat server unreachable" in lines  # a hook's error
     assert "histograms png b'\\x89PNG'" in lines  # visualizations of a DataFrame
     assert "preview html b'<!DO'" in lines
     # models: the better second version took production from the first

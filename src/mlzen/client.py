@@ -38,15 +38,24 @@ class _Progress:
         self.total = total
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
+        self.hooks_failed = 0
         print(f"mlzen: running {run_name} ({total} steps)", file=sys.stderr)
 
     def __call__(self, outcome: Any) -> None:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         done = sum(self.counts.values())
-        print(f"mlzen: [{done}/{self.total}] {outcome.step_id}: {outcome.status}", file=sys.stderr)
+        hook_error = getattr(outcome, "hook_error", None)
+        hook = f" ({hook_error.split(' ', 1)[0]} hook failed)" if hook_error else ""
+        self.hooks_failed += bool(hook)
+        print(
+            f"mlzen: [{done}/{self.total}] {outcome.step_id}: {outcome.status}{hook}",
+            file=sys.stderr,
+        )
 
     def finish(self, status: str) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+        if self.hooks_failed:
+            counts += f"; {self.hooks_failed} hook{'s' if self.hooks_failed > 1 else ''} failed"
         elapsed = time.monotonic() - self.started
         print(
             f"mlzen: {self.run_name} {status} in {elapsed:.2f}s ({counts or 'no steps ran'})",
@@ -152,6 +161,8 @@ class StepRun:
         self.ended_at: datetime | None = row["ended_at"]
         self.attempts: int = row["attempts"]
         self.error: str | None = row["error"]
+        #: What the step's ``on_success`` or ``on_failure`` hook raised (its status stays).
+        self.hook_error: str | None = row.get("hook_error")
         self.logs: str = row["logs"] or ""
 
     @property

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, overload
 
 from mlzen.errors import DuplicateOutputError, PipelineDefinitionError, StepDefinitionError
+from mlzen.hooks import FAILURE, SUCCESS, Hook, resolve_hook
 from mlzen.model import Model
 
 RESERVED_ARGUMENTS = ("id", "after")
-Hook = Callable[..., None]
 
 
 def importable_module_name(module_name: str) -> str:
@@ -275,6 +275,8 @@ class Step:
         _check_retries(merged["name"], merged["retries"])
         merged["settings"] = dict(merged["settings"] or {})
         merged["extra"] = dict(merged["extra"] or {})
+        merged["on_failure"] = resolve_hook(merged["on_failure"], FAILURE, merged["name"])
+        merged["on_success"] = resolve_hook(merged["on_success"], SUCCESS, merged["name"])
         if merged["model"] is not None:
             merged["model"] = Model.parse(merged["model"], f"Step '{merged['name']}' model=")
         return Step(self.func, StepOptions(**merged))
@@ -364,8 +366,8 @@ def step(
     retry_delay: float = 1.0,
     settings: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
-    on_failure: Hook | None = None,
-    on_success: Hook | None = None,
+    on_failure: Hook | str | None = None,
+    on_success: Hook | str | None = None,
     model: Model | str | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
@@ -380,8 +382,8 @@ def step(
     retry_delay: float = 1.0,
     settings: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
-    on_failure: Hook | None = None,
-    on_success: Hook | None = None,
+    on_failure: Hook | str | None = None,
+    on_success: Hook | str | None = None,
     model: Model | str | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Turn a plain function into a pipeline step.
@@ -394,8 +396,14 @@ def step(
         retry_delay: seconds before the first retry; doubled after each attempt.
         settings: free-form settings for orchestrators and stack components.
         extra: free-form data recorded with the step.
-        on_failure: called as ``hook(exception=..., context=...)`` when the step fails.
-        on_success: called as ``hook(context=...)`` when the step succeeds.
+        on_failure: a function (or its import string, ``"package.module.function"``)
+            called once when the step has failed for good: it is given the exception in
+            the parameter annotated ``BaseException`` (or a subclass), else in its first
+            one, and ``context=`` if it takes it. ``get_step_context()`` works inside.
+        on_success: a function (or its import string) called after the step's outputs
+            are recorded, given ``context=`` if it takes it. A hook that raises does not
+            change the step's status; its error is recorded as the step run's
+            ``hook_error``.
         model: link this step's outputs to a model version (``Model("churn")`` or
             ``"churn:production"``); overrides the pipeline's ``model``.
 
@@ -422,8 +430,8 @@ def step(
             retry_delay=retry_delay,
             settings=dict(settings or {}),
             extra=dict(extra or {}),
-            on_failure=on_failure,
-            on_success=on_success,
+            on_failure=resolve_hook(on_failure, FAILURE, step_name),
+            on_success=resolve_hook(on_success, SUCCESS, step_name),
             model=None if model is None else Model.parse(model, f"Step '{step_name}' model="),
         )
         return Step(function, options)

@@ -66,6 +66,7 @@ def step_summary(step: StepRun) -> dict[str, Any]:
         "inputs": {n: f"{v.name}:{v.version}" for n, v in step.inputs.items()},
         "outputs": {n: f"{v.name}:{v.version}" for n, v in step.outputs.items()},
         "error": step.error,
+        "hook_error": step.hook_error,
     }
 
 
@@ -140,7 +141,8 @@ def show(run_ref: str, as_json: bool) -> None:
         )
         extra = f"  [dim]{outputs}[/]" if outputs else ""
         status = styled(step.status, STATUS_STYLES)
-        return f"{escape(step_id)}  {status}  {seconds(step.duration)}{extra}"
+        hook = "  [red]hook failed[/]" if step.hook_error else ""
+        return f"{escape(step_id)}  {status}{hook}  {seconds(step.duration)}{extra}"
 
     def place(step_id: str, parent: Any) -> None:
         if step_id in placed:
@@ -157,6 +159,13 @@ def show(run_ref: str, as_json: bool) -> None:
     console.print(tree)
     if run.error and run.status != "completed":
         console.print(f"[red]error:[/] {escape(run.error.strip().splitlines()[-1])}")
+    for step_id, step in steps.items():
+        if step.hook_error:
+            lines = step.hook_error.strip().splitlines()
+            console.print(
+                f"[red]hook error[/] in {escape(step_id)}: {escape(lines[0].removesuffix(':'))}: "
+                f"{escape(lines[-1])}  [dim](mlzen runs logs {run.id[:8]} {escape(step_id)})[/]"
+            )
 
 
 @runs.command("logs", epilog="Example: mlzen runs logs latest train")
@@ -182,6 +191,8 @@ def logs(run_ref: str, step_id: str | None) -> None:
         click.echo(step.logs, nl=False)
         if step.error and step.status != "completed":
             click.echo(step.error, nl=False)
+        if step.hook_error and step.hook_error not in step.logs:  # a failure hook's is there
+            click.echo(step.hook_error, nl=False)
 
 
 @runs.command("resume", epilog="Example: mlzen runs resume latest")

@@ -4,6 +4,11 @@ the project's functions and classes it uses.
 Installed packages count by their version, the standard library not at all.  So editing
 a helper the step calls changes its fingerprint; upgrading pandas does too; rerunning
 the same code does not.
+
+The graph of what a step uses is walked on every call, because a name can be bound to
+new code at any time (a notebook cell redefining a helper); only the costly part, reading
+and hashing one function's or class's source, is remembered, by the identity of its code
+object or class, which a redefinition always replaces.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sys
 import sysconfig
 import textwrap
 import types
+import weakref
 from functools import cache, lru_cache
 from typing import Any
 
@@ -29,7 +35,6 @@ _NON_PROJECT_ROOTS = tuple(
         sys.base_prefix,
     }
 )
-_cache: dict[Any, dict[str, str]] = {}
 
 
 def _digest(text: str) -> str:
@@ -84,19 +89,90 @@ def _code_objects(code: types.CodeType) -> list[types.CodeType]:
     return found
 
 
+class _ByIdentity:
+    """Values remembered for live objects by identity: a new but equal object misses.
+
+    An entry goes when its object is garbage-collected, so redefining a function in a
+    loop (or a notebook) does not grow this without bound.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], Any]] = {}
+
+    def get(self, obj: Any) -> Any:
+        entry = self._entries.get(id(obj))
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        return None
+
+    def put(self, obj: Any, value: Any) -> None:
+        key = id(obj)
+
+        def forget(ref: weakref.ref[Any]) -> None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                self._entries.pop(key, None)
+
+        try:
+            self._entries[key] = (weakref.ref(obj, forget), value)
+        except TypeError:  # cannot be weakly referenced: simply not remembered
+            pass
+
+
+class _CodeFacts:
+    """What the fingerprint needs of one code object: the names it uses and, once asked
+    for, the hash of its source."""
+
+    __slots__ = ("digest", "names")
+
+    def __init__(self, code: types.CodeType) -> None:
+        found: set[str] = set()
+        for inner in _code_objects(code):
+            found.update(inner.co_names)
+        self.names = tuple(sorted(found))
+        self.digest: str | None = None
+
+
+# Remembered by code object (running a ``def`` again makes a new one) or by class, never
+# by name, which a notebook cell rebinds to new code.
+_code_facts = _ByIdentity()
+_class_digests = _ByIdentity()
+
+
+def _facts(func: types.FunctionType) -> _CodeFacts:
+    code = func.__code__
+    facts: _CodeFacts | None = _code_facts.get(code)
+    if facts is None:
+        facts = _CodeFacts(code)
+        _code_facts.put(code, facts)
+    return facts
+
+
+def _source_digest(obj: types.FunctionType | type) -> str:
+    """The hash of a function's or class's source."""
+    if isinstance(obj, types.FunctionType):
+        facts = _facts(obj)
+        if facts.digest is None:
+            facts.digest = _digest(_source(obj))
+        return facts.digest
+    digest: str | None = _class_digests.get(obj)
+    if digest is None:
+        digest = _digest(_source(obj))
+        _class_digests.put(obj, digest)
+    return digest
+
+
 def _referenced(func: types.FunctionType) -> list[Any]:
     """Objects a function refers to by global name, attribute of a project module, or closure."""
-    names: set[str] = set()
-    for code in _code_objects(func.__code__):
-        names.update(code.co_names)
+    names = _facts(func).names
     globals_ = func.__globals__
     found: list[Any] = []
-    for name in sorted(names):
+    for name in names:
         if name in globals_:
             value = globals_[name]
             found.append(value)
             if isinstance(value, types.ModuleType) and _is_project_module(value.__name__):
-                found.extend(getattr(value, attr) for attr in sorted(names) if hasattr(value, attr))
+                found.extend(getattr(value, attr) for attr in names if hasattr(value, attr))
     for cell in func.__closure__ or ():
         try:
             found.append(cell.cell_contents)
@@ -108,12 +184,11 @@ def _referenced(func: types.FunctionType) -> list[Any]:
 def code_fingerprint(func: Any) -> dict[str, str]:
     """``{"module:qualname": source hash, "dist==version": ""}`` for everything ``func`` uses.
 
-    Results are cached per function object for the life of the process.
+    What ``func`` uses is looked up afresh on each call, so a helper redefined since the
+    last call counts with its new code; each source is read and hashed once per code
+    object or class.
     """
     func = getattr(func, "func", func)  # a Step: fingerprint the function it wraps
-    cached = _cache.get(func)
-    if cached is not None:
-        return cached
     parts: dict[str, str] = {}
     seen: set[int] = set()
     pending: list[Any] = [func]
@@ -137,7 +212,7 @@ def code_fingerprint(func: Any) -> dict[str, str]:
         key = (
             f"{importable_module_name(str(module_name))}:{getattr(obj, '__qualname__', repr(obj))}"
         )
-        parts[key] = _digest(_source(obj))
+        parts[key] = _source_digest(obj)
         if isinstance(obj, types.FunctionType):
             pending.extend(_referenced(obj))
         else:
@@ -146,7 +221,6 @@ def code_fingerprint(func: Any) -> dict[str, str]:
                 if isinstance(inner, types.FunctionType):
                     pending.extend(_referenced(inner))
             pending.extend(base for base in obj.__mro__[1:] if base is not object)
-    _cache[func] = parts
     return parts
 
 

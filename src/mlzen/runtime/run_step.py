@@ -15,7 +15,7 @@ invocation; none re-implements any of it:
 from __future__ import annotations
 
 import contextlib
-import inspect
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,6 +30,9 @@ from mlzen.artifacts.materializer import (
 from mlzen.artifacts.store import ArtifactStore
 from mlzen.artifacts.visualization import save_visualizations
 from mlzen.errors import MlzenError, StepExecutionError
+from mlzen.hooks import FAILURE as FAILURE_HOOK
+from mlzen.hooks import SUCCESS as SUCCESS_HOOK
+from mlzen.hooks import hook_name, plan_call
 from mlzen.model import ModelVersionInfo
 from mlzen.runtime.caching import cache_key, cache_key_parts
 from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
@@ -72,13 +75,15 @@ class StepLaunch:
 
 @dataclass
 class StepOutcome:
-    """What happened to one invocation: status, output artifact version ids, error."""
+    """What happened to one invocation: status, output artifact version ids, error, and
+    what its hook raised (which does not change the status)."""
 
     step_id: str
     status: str
     outputs: dict[str, str] = field(default_factory=dict)
     step_run_id: str | None = None
     error: str | None = None
+    hook_error: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -190,7 +195,9 @@ def run_step(
             error = traceback.format_exc()
             with contextlib.suppress(Exception):  # the step's own error is what to report
                 _end_tracking(launch, context, FAILED)
-            _call_hook(step.options.on_failure, spec.id, exception=exc, context=context)
+            hook_error = _call_hook(
+                step.options.on_failure, FAILURE_HOOK, spec.id, exception=exc, context=context
+            )
             reset_step_context(token)
             store.finish_step_run(
                 step_run_id,
@@ -199,8 +206,9 @@ def run_step(
                 error=error,
                 logs=logs.getvalue(),
                 metadata=context.metadata,
+                hook_error=hook_error,
             )
-            return StepOutcome(spec.id, FAILED, {}, step_run_id, error)
+            return StepOutcome(spec.id, FAILED, {}, step_run_id, error, hook_error)
         reset_step_context(token)
         created = store.finish_step_run(
             step_run_id,
@@ -215,8 +223,8 @@ def run_step(
         )
     # After the success is recorded (and outside the publishing lock): a slow hook must
     # neither delay garbage collection nor leave a finished step looking unfinished.
-    _call_hook(step.options.on_success, spec.id, context=context)
-    return StepOutcome(spec.id, COMPLETED, created, step_run_id)
+    hook_error = _run_success_hook(step, store, context, step_run_id)
+    return StepOutcome(spec.id, COMPLETED, created, step_run_id, hook_error=hook_error)
 
 
 def _tracked_step(launch: StepLaunch, step_run_id: str) -> dict[str, Any]:
@@ -361,15 +369,42 @@ def _check_type(step_id: str, output_name: str, annotation: Any, value: Any) -> 
     )
 
 
-def _call_hook(hook: Any, step_id: str, **arguments: Any) -> None:
-    """Call a hook with the keyword arguments it accepts; report, never raise, its errors."""
-    if hook is None:
-        return
+def _run_success_hook(
+    step: Step, store: MetadataStore, context: StepContext, step_run_id: str
+) -> str | None:
+    """Run the success hook of a recorded step run, with ``get_step_context()`` working
+    inside it; record what it raised, and the metadata it logged, on the step run."""
+    if step.options.on_success is None:
+        return None
+    logged = dict(context.metadata)
+    token = set_step_context(context)
     try:
-        signature = inspect.signature(hook)
-        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-            arguments = {k: v for k, v in arguments.items() if k in signature.parameters}
-        hook(**arguments)
+        hook_error = _call_hook(
+            step.options.on_success, SUCCESS_HOOK, context.invocation_id, context=context
+        )
+    finally:
+        reset_step_context(token)
+    added = {k: v for k, v in context.metadata.items() if k not in logged or logged[k] != v}
+    if added:
+        store.add_metadata("step_run", step_run_id, added)
+    if hook_error is not None:
+        store.record_hook_error(step_run_id, hook_error)
+    return hook_error
+
+
+def _call_hook(hook: Any, kind: str, step_id: str, **offered: Any) -> str | None:
+    """Call a hook with what it takes (``mlzen.hooks``); report, never raise, its error.
+
+    Returns:
+        What it raised, as a traceback headed by the hook's name, or ``None``.
+    """
+    if hook is None:
+        return None
+    try:
+        args, kwargs = plan_call(hook, kind, step_id).arguments(offered)
+        hook(*args, **kwargs)
     except Exception:
-        print(f"Hook {getattr(hook, '__name__', hook)!r} of step '{step_id}' raised:")
-        traceback.print_exc()
+        error = f"{kind} hook '{hook_name(hook)}' raised:\n{traceback.format_exc()}"
+        print(f"Step '{step_id}': {error}", file=sys.stderr)
+        return error
+    return None

@@ -115,6 +115,11 @@ class StepRunOut(BaseModel):
     duration: float | None
     attempts: int
     error: str | None
+    hook_error: str | None = Field(
+        None,
+        description="What the step's on_success or on_failure hook raised, with its "
+        "traceback; the step's status does not depend on it.",
+    )
     inputs: dict[str, ArtifactVersionRef]
     outputs: dict[str, ArtifactVersionRef]
     metadata: dict[str, Any]

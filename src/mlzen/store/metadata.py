@@ -437,11 +437,13 @@ class MetadataStore:
         output_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         model_version_id: str | None = None,
         model_metadata: Mapping[str, Any] | None = None,
+        hook_error: str | None = None,
     ) -> dict[str, str]:
         """Record a step run's outcome and outputs in one transaction.
 
         A step run that is no longer ``running`` (its run was stopped or declared crashed
-        meanwhile) keeps that status: nothing is recorded for it.
+        meanwhile) keeps that status: nothing is recorded for it. ``hook_error`` is what
+        its failure hook raised (see :meth:`record_hook_error`).
 
         With ``model_version_id``, the outputs are linked to that model version (by
         output name, replacing an earlier link of the same name) and ``model_metadata``
@@ -509,7 +511,12 @@ class MetadataStore:
                         update(t.step_runs)
                         .where(t.step_runs.c.id == step_run_id)
                         .values(
-                            status=status, ended_at=now, attempts=attempts, error=error, logs=logs
+                            status=status,
+                            ended_at=now,
+                            attempts=attempts,
+                            error=error,
+                            logs=logs,
+                            hook_error=hook_error,
                         )
                     )
                 return created
@@ -519,6 +526,16 @@ class MetadataStore:
                 if attempt == 9:
                     raise
         return created
+
+    @remote_write(idempotent=True)
+    def record_hook_error(self, step_run_id: str, hook_error: str) -> None:
+        """Record what a step run's success or failure hook raised; its status stays."""
+        with self.write() as connection:
+            connection.execute(
+                update(t.step_runs)
+                .where(t.step_runs.c.id == step_run_id)
+                .values(hook_error=hook_error)
+            )
 
     def _insert_version(
         self,

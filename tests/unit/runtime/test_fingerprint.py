@@ -63,6 +63,32 @@ def test_stdlib_and_mlzen_are_not_part_of_the_fingerprint() -> None:
     ]
 
 
+def _define(source: str, namespace: dict) -> None:
+    exec(compile(source, "<cell>", "exec"), namespace)  # noqa: S102 - a notebook cell, in short
+
+
+def test_rebinding_a_helper_changes_the_fingerprint_and_rebinding_it_back_restores_it() -> None:
+    cell: dict = {"__name__": "__main__"}
+    _define("def helper():\n    return 1\ndef uses():\n    return helper()\n", cell)
+    first = fingerprint.code_fingerprint(cell["uses"])
+    original = cell["helper"]
+    _define("def helper():\n    return 2\n", cell)
+    second = fingerprint.code_fingerprint(cell["uses"])
+    assert first != second
+    assert set(first) == set(second)  # the same names, one of them with new code
+    cell["helper"] = original
+    assert fingerprint.code_fingerprint(cell["uses"]) == first
+
+
+def test_remembered_sources_go_with_the_functions() -> None:
+    cell: dict = {"__name__": "__main__"}
+    before = len(fingerprint._code_facts._entries)
+    for value in range(200):
+        _define(f"def helper():\n    return {value}\n", cell)
+        fingerprint.code_fingerprint(cell["helper"])
+    assert len(fingerprint._code_facts._entries) <= before + 2
+
+
 def spec(parameters: dict) -> StepSpec:
     return StepSpec(
         id="s", name="s", source="m:s", parameters=parameters, outputs=[OutputSpec("output", "int")]

@@ -185,6 +185,31 @@ def test_step_page_shows_logs_parameters_links_and_the_cache_explanation(
     assert "has no step &#39;nope&#39;" in missing.text
 
 
+def _failing_hook() -> None:
+    raise RuntimeError("slack is down <b>")
+
+
+@step(on_success=_failing_hook)
+def hooked() -> int:
+    return 1
+
+
+def test_step_page_and_api_show_what_a_hook_raised(live: LiveServer, viewer: httpx.Client) -> None:
+    @pipeline
+    def with_hook() -> None:
+        hooked()
+
+    run = with_hook()
+    assert run.status == "completed"
+    page = viewer.get(f"/runs/{run.id}/steps/hooked").text
+    assert "Hook error" in page
+    assert "RuntimeError: slack is down &lt;b&gt;" in page  # escaped, like every error
+    assert "_failing_hook" in page
+    api = live.get(f"/api/v1/runs/{run.id}/steps/hooked").json()
+    assert (api["status"], api["error"]) == ("completed", None)
+    assert "RuntimeError: slack is down <b>" in api["hook_error"]
+
+
 def test_artifact_page_shows_facts_visualizations_and_lineage(
     live: LiveServer, viewer: httpx.Client, two_runs: tuple[str, str]
 ) -> None:

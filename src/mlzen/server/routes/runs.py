@@ -77,6 +77,7 @@ def step_out(step: StepRun) -> StepRunOut:
         duration=step.duration,
         attempts=step.attempts,
         error=step.error,
+        hook_error=step.hook_error,
         inputs={name: version_ref(v) for name, v in step.inputs.items()},
         outputs={name: version_ref(v) for name, v in step.outputs.items()},
         metadata=step.metadata,

@@ -213,7 +213,9 @@ def shown_url(metadata: MetadataStore) -> str:
     return str(server) if server else safe_url(metadata.url)
 
 
-def _adopt_legacy_versions(metadata: MetadataStore, artifacts: ArtifactStore, store_id: str) -> None:
+def _adopt_legacy_versions(
+    metadata: MetadataStore, artifacts: ArtifactStore, store_id: str
+) -> None:
     """Give the versions recorded before stores had ids, whose URI lies inside
     ``artifacts``, its id (the first time a metadata store records versions there)."""
     from mlzen.store import identity as pairing

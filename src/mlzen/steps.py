@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, overload
 
 from mlzen.errors import DuplicateOutputError, PipelineDefinitionError, StepDefinitionError
-from mlzen.names import name_problem
 from mlzen.model import Model
+from mlzen.names import name_problem
 
 RESERVED_ARGUMENTS = ("id", "after")
 Hook = Callable[..., None]

@@ -183,8 +183,14 @@ def test_a_deployment_record_cannot_point_its_log_outside_the_deployments_folder
     with server.store().write() as connection:
         connection.execute(
             insert(t.deployments).values(
-                id=new_id(), name="old-evil", flavor="local", status="stopped", config={},
-                log_path=str(outside), created_at=now, updated_at=now,
+                id=new_id(),
+                name="old-evil",
+                flavor="local",
+                status="stopped",
+                config={},
+                log_path=str(outside),
+                created_at=now,
+                updated_at=now,
             )  # fmt: skip
         )
     login(server, "viewer")

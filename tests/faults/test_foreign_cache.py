@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import update
 
 from mlzen import Client
-from mlzen.errors import ArtifactError
 from mlzen.config import load_settings
+from mlzen.errors import ArtifactError
 from mlzen.store import tables as t
 from mlzen.store.remote import close_connections
 from tests.integration import pipelines_for_remote as pipelines

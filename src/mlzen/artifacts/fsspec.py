@@ -241,6 +241,19 @@ class FsspecArtifactStore(ArtifactStore):
         names = (path.rsplit("/", 1)[-1] for path in self._ls(self._root_path))
         return sorted(name for name in names if STORE_FILE.fullmatch(name))
 
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        if not _HASH.fullmatch(path[-64:]) or uri.rstrip("/") != self._uri(path[-64:]):
+            raise ArtifactError(
+                f"{uri} is not an artifact folder of the artifact store {self.root}, so it "
+                "will not be deleted. Pass a uri from list_uris() or from a recorded "
+                "artifact version.",
+                artifact_uri=uri,
+            )
+        # The marker goes first: from then on every reader sees the artifact absent.
+        self._remove(path + MARKER_SUFFIX)
+        self._remove_folder(path)
+
     def list_uris(self) -> list[str]:
         uris: list[str] = []
         for _prefix, _folders, markers in self._prefixes():

@@ -238,7 +238,10 @@ def download_artifact_version(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for relative, _size in listed:
-            archive.write(files.contained_file(folder, relative, uri=f"{version.name}:{version.version}"), relative)
+            archive.write(
+                files.contained_file(folder, relative, uri=f"{version.name}:{version.version}"),
+                relative,
+            )
     buffer.seek(0)
     filename = f"{version.name}-{version.version}.zip"
     return StreamingResponse(

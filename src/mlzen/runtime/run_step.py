@@ -276,12 +276,16 @@ def _reusable(
 ) -> dict[str, Any] | None:
     """An earlier step run whose outputs this invocation may take as its own."""
     candidates: list[dict[str, Any]] = []
+    identity = store_identity(artifacts)
+    here = identity.id if identity is not None else None
     if launch.reuse is not None and launch.reuse["cache_key"] == key:
         candidates = [
-            hit for hit in queries.find_cache_hits(store, key) if hit["id"] == launch.reuse["id"]
+            hit
+            for hit in queries.find_cache_hits(store, key, here)
+            if hit["id"] == launch.reuse["id"]
         ]
     if not candidates and launch.step.enable_cache:
-        candidates = queries.find_cache_hits(store, key)
+        candidates = queries.find_cache_hits(store, key, here)
     wanted = set(launch.step.output_names)
     for hit in candidates:
         if set(hit["outputs"]) != wanted:

@@ -178,14 +178,32 @@ def edges_of(
 
 
 @remote_read
-def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]]:
-    """Successful step runs with this cache key, newest first, with their outputs."""
+def find_cache_hits(
+    store: MetadataStore, cache_key: str, artifact_store_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Successful step runs with this cache key, newest first, with their outputs.
+
+    With ``artifact_store_id``, step runs with an output recorded in another artifact
+    store are left out (they cannot be hits there).
+    """
     query = (
         select(t.step_runs.c.id)
         .where(t.step_runs.c.cache_key == cache_key, t.step_runs.c.status.in_(FINISHED_STATUSES))
         .order_by(t.step_runs.c.started_at.desc())
         .limit(5)
     )
+    if artifact_store_id is not None:
+        edges, versions = t.step_run_artifacts.c, t.artifact_versions.c
+        elsewhere = (
+            select(edges.step_run_id)
+            .join(t.artifact_versions, versions.id == edges.artifact_version_id)
+            .where(
+                edges.direction == "output",
+                versions.artifact_store_id.is_not(None),
+                versions.artifact_store_id != artifact_store_id,
+            )
+        )
+        query = query.where(t.step_runs.c.id.not_in(elsewhere))
     ids = [row["id"] for row in _all(store, query)]
     edges = edges_of(store, ids)
     versions = get_artifact_versions(

@@ -125,6 +125,30 @@ def test_refusals_say_nothing_about_the_servers_files(server: TeamServer) -> Non
         assert len(seen) == 1, (route, seen)
 
 
+def test_a_version_claiming_the_servers_own_store_reads_only_that_store(
+    server: TeamServer,
+) -> None:
+    """An editor who learns the server's artifact store id still reaches only the folder
+    its store keeps for the hash, and errors do not show where that store is."""
+    from mlzen.artifacts.identity import claim_store
+    from mlzen.artifacts.store import artifact_store_for
+
+    artifacts = artifact_store_for(str(server.root / ".mlzen" / "artifacts"))
+    identity, _ = claim_store(artifacts, owner="0" * 32, owner_url="test")
+    folder, content_hash = secret_folder(server)
+    version = forge(
+        server,
+        name=f"own-{uuid.uuid4().hex[:8]}",
+        uri=str(folder),
+        content_hash=content_hash,
+        artifact_store_id=identity.id,
+    )["version"]
+    for route in ("preview", "files", "download"):
+        response = viewer_get(server, f"/api/v1/artifact-versions/{version}/{route}")
+        assert response.status_code == 404, response.text
+        assert SECRET not in response.text and str(server.root) not in response.text
+
+
 def test_the_server_checks_every_field_of_a_recorded_version(server: TeamServer) -> None:
     folder, content_hash = secret_folder(server)
     key = server.keys["editor"]

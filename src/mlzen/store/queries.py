@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 
 from mlzen.errors import NotFoundError
 from mlzen.store import tables as t
@@ -193,17 +193,16 @@ def find_cache_hits(
         .limit(5)
     )
     if artifact_store_id is not None:
-        edges, versions = t.step_run_artifacts.c, t.artifact_versions.c
-        elsewhere = (
-            select(edges.step_run_id)
-            .join(t.artifact_versions, versions.id == edges.artifact_version_id)
-            .where(
-                edges.direction == "output",
-                versions.artifact_store_id.is_not(None),
-                versions.artifact_store_id != artifact_store_id,
-            )
+        edge, version = t.step_run_artifacts.c, t.artifact_versions.c
+        # Correlated, so only the edges of the few step runs with this key are read.
+        elsewhere = exists().where(
+            edge.step_run_id == t.step_runs.c.id,
+            edge.direction == "output",
+            version.id == edge.artifact_version_id,
+            version.artifact_store_id.is_not(None),
+            version.artifact_store_id != artifact_store_id,
         )
-        query = query.where(t.step_runs.c.id.not_in(elsewhere))
+        query = query.where(~elsewhere)
     ids = [row["id"] for row in _all(store, query)]
     edges = edges_of(store, ids)
     versions = get_artifact_versions(

@@ -226,7 +226,7 @@ def counting(count: int = 3) -> None:
 
 
 def test_a_cache_hit_needs_its_outputs_in_this_stacks_artifact_store(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    tmp_path, monkeypatch: pytest.MonkeyPatch, store_backend: str
 ) -> None:
     """One metadata store, two artifact folders: each takes only its own hits."""
     first = counting()

@@ -78,6 +78,9 @@ class ArtifactVersion:
         self.size: int = row["size"]
         self.created_at: datetime = row["created_at"]
         self.producer_step_run_id: str | None = row["producer_step_run_id"]
+        #: The artifact store holding the files; ``None`` for versions saved before
+        #: stores had ids (read only when ``uri`` lies in the stack's artifact store).
+        self.artifact_store_id: str | None = row.get("artifact_store_id")
         self._extracted: dict[str, Any] = row["metadata"]
 
     @property
@@ -87,12 +90,17 @@ class ArtifactVersion:
         return {**self._extracted, **logged}
 
     def load(self) -> Any:
-        """Read the value back (hash-verified) with the materializer that saved it."""
+        """Read the value back (hash-verified) with the materializer that saved it.
+
+        Raises:
+            ForeignArtifactError: The version is recorded in another artifact store
+                than the stack's (``mlzen.artifacts.identity``).
+        """
         from mlzen.artifacts.materializer import load_artifact
 
         return load_artifact(
             self._client.stack.artifact_store,
-            uri=self.uri,
+            uri=self.folder_uri(),
             content_hash=self.content_hash,
             materializer=self.materializer,
             data_type=self.data_type,
@@ -102,7 +110,25 @@ class ArtifactVersion:
     def local_path(self) -> Path:
         """A local folder holding this version's files (downloaded first from a remote
         store), hash-verified. Read it, never write to it."""
-        return self._client.stack.artifact_store.local_path(self.uri, self.content_hash)
+        return self._client.stack.artifact_store.local_path(self.folder_uri(), self.content_hash)
+
+    def folder_uri(self) -> str:
+        """The URI of this version's folder in the stack's artifact store, derived from
+        its content hash; the recorded ``uri`` is never opened.
+
+        Raises:
+            ForeignArtifactError: The version is recorded in another artifact store.
+        """
+        from mlzen.artifacts.identity import version_folder
+
+        return version_folder(
+            self._client.stack.artifact_store,
+            artifact_store_id=self.artifact_store_id,
+            uri=self.uri,
+            content_hash=self.content_hash,
+            name=self.name,
+            version=self.version,
+        )
 
     @property
     def visualizations(self) -> list[ArtifactVisualization]:
@@ -116,7 +142,14 @@ class ArtifactVersion:
 
         store = self._client.stack.artifact_store
         return [
-            ArtifactVisualization(store, name=row["name"], kind=row["kind"], uri=row["uri"])
+            ArtifactVisualization(
+                store,
+                name=row["name"],
+                kind=row["kind"],
+                uri=row["uri"],
+                artifact_store_id=self.artifact_store_id,
+                artifact=f"{self.name}:{self.version}",
+            )
             for row in queries.visualizations_of(self._client.store, self.id)
         ]
 
@@ -303,6 +336,8 @@ class Client:
         from mlzen.store.metadata import new_id, utcnow
 
         self.stack.validate()
+        # Outputs record the artifact store they are saved in; give it its id first.
+        self.stack.claim_artifact_store()
         from mlzen.store.models import check_references
 
         # Fail before the run starts if it names a model version that does not exist.

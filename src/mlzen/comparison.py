@@ -208,6 +208,16 @@ class RunDiff:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
 
+def _stored_here(version: ArtifactVersion) -> bool:
+    from mlzen.artifacts.identity import ForeignArtifactError
+
+    try:
+        version.folder_uri()
+    except ForeignArtifactError:
+        return False
+    return True
+
+
 def compare(
     a: ArtifactVersion,
     b: ArtifactVersion,
@@ -218,6 +228,8 @@ def compare(
 
     ``loadable`` (the team server passes one) says which versions may be read: a pair
     with a version it refuses is compared by hash and metadata only (kind ``opaque``).
+    So is a pair with a version stored in another artifact store than the client's
+    stack's (``mlzen.artifacts.identity``): its files are never read.
 
     Example:
         >>> raw = Client().list_artifact_versions("raw", limit=2)
@@ -225,7 +237,9 @@ def compare(
         >>> diff.dataframe.rows_old, diff.dataframe.rows_new
         (100, 120)
     """
-    refused = loadable is not None and not (loadable(a) and loadable(b))
+    refused = not (_stored_here(a) and _stored_here(b)) or (
+        loadable is not None and not (loadable(a) and loadable(b))
+    )
     kind = OPAQUE if refused else _kind(a.data_type, b.data_type)
     comparer = (
         _model_comparer(a.materializer, b.materializer) if kind == OPAQUE and not refused else None

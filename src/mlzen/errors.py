@@ -4,6 +4,9 @@ The tree::
 
     MlzenError
     ├── ConfigError                 bad settings, YAML run config or option
+    │   ├── InvalidNameError        a name that cannot be recorded ('/', '..', control chars)
+    │   └── StorePairingError       an artifact store and a metadata store that do not
+    │                               belong together (gc refuses to collect)
     ├── StepDefinitionError         a @step function mlzen cannot turn into a step
     ├── PipelineDefinitionError     a pipeline that cannot be built
     │   ├── PlaceholderMisuseError  a step output used as a value in the pipeline body
@@ -45,6 +48,15 @@ class MlzenError(Exception):
 
 class ConfigError(MlzenError):
     """Invalid settings, run configuration or option value."""
+
+
+class InvalidNameError(ConfigError):
+    """A name (artifact, pipeline, run, model, ...) that cannot be recorded."""
+
+
+class StorePairingError(ConfigError):
+    """An artifact store and a metadata store that do not belong together, e.g. garbage
+    collection with a metadata store that does not own the artifact store."""
 
 
 class StepDefinitionError(MlzenError):

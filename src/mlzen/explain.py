@@ -209,7 +209,7 @@ def explain_step(client: Any, run_ref: str, step_id: str) -> CacheExplanation:
         explanation.missing_outputs = [
             name
             for name, version in earlier.outputs.items()
-            if not artifact_store.exists(version.uri)
+            if not _stored_here(artifact_store, version)
         ]
         explanation.reason = OUTPUTS_MISSING
         still = ", ".join(explanation.missing_outputs)
@@ -410,3 +410,13 @@ def _producers(client: Any, step: Any) -> dict[str, str]:
                 for argument, ref in step_spec.get("inputs", {}).items()
             }
     return {}
+
+
+def _stored_here(artifact_store: Any, version: Any) -> bool:
+    """Whether a version's files are in the stack's artifact store (a cache hit needs it)."""
+    from mlzen.artifacts.identity import ForeignArtifactError
+
+    try:
+        return bool(artifact_store.exists(version.folder_uri()))
+    except ForeignArtifactError:
+        return False

@@ -23,8 +23,15 @@ Stores without a lock (``ArtifactStore.locking`` false: the fsspec store for S3,
 (an hour by default) are deleted, and gc must not run while pipelines write to the
 store: a publish that reuses an old unreferenced folder does not make it younger.
 
-An artifact store shared by several metadata stores (projects) is out of scope: gc sees
-only the references of its own metadata store.
+gc deletes only in an artifact store that belongs to the metadata store it reads the
+references from (see ``mlzen.artifacts.identity``): the store's identity file must name
+that metadata store as its owner. It refuses, unless ``force``, when they disagree (a
+mistyped ``MLZEN_STORE_URL`` opens another, or a new, metadata store), when other
+metadata stores record versions in it too (their references are not seen here: a
+project logged in to a team server, then logged out), and when the metadata store
+references nothing in a store that holds artifacts (the same mistake with a store that
+has no identity yet). Otherwise a store without an identity gets one, owned by this
+metadata store.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlzen.errors import MlzenError
+from mlzen.errors import MlzenError, StorePairingError
 from mlzen.stack import Stack, active_stack
 
 #: Staging and trash leftovers younger than this (seconds) may belong to a running write.
@@ -65,6 +72,25 @@ class Garbage:
     size: int
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A folder gc kept because it is younger than the age window.
+
+    Attributes:
+        uri: The artifact folder's URI, or the leftover's path.
+        kind: ``"artifact"`` (unreferenced, but new) or ``"leftover"``.
+        size: Total bytes of its files.
+        age: Seconds since its newest change; ``None`` if the store cannot tell.
+        window: The age it must reach before gc deletes it, in seconds.
+    """
+
+    uri: str
+    kind: str
+    size: int
+    age: float | None
+    window: float
+
+
 @dataclass
 class GcReport:
     """What one garbage collection found and did.
@@ -78,7 +104,10 @@ class GcReport:
         recent: Unreferenced artifact folders kept because they are younger than
             ``min_age``.
         garbage: What was deleted (or, on a dry run, would be).
+        young: Unreferenced folders and leftovers kept because they are younger than
+            their age window.
         errors: One line per folder that could not be deleted.
+        forced: Run with ``force``, past the checks that the stores belong together.
     """
 
     artifact_store: str
@@ -88,7 +117,9 @@ class GcReport:
     referenced: int = 0
     recent: int = 0
     garbage: list[Garbage] = field(default_factory=list)
+    young: list[Kept] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    forced: bool = False
 
     @property
     def count(self) -> int:
@@ -112,7 +143,12 @@ class GcReport:
             "count": self.count,
             "bytes": self.bytes,
             "garbage": [{"uri": g.uri, "kind": g.kind, "size": g.size} for g in self.garbage],
+            "young": [
+                {"uri": k.uri, "kind": k.kind, "size": k.size, "age": k.age, "window": k.window}
+                for k in self.young
+            ],
             "errors": list(self.errors),
+            "forced": self.forced,
         }
 
 
@@ -122,6 +158,7 @@ def collect_garbage(
     *,
     min_age: float | None = None,
     on_wait: Callable[[], None] | None = None,
+    force: bool = False,
 ) -> GcReport:
     """Delete the artifact folders no artifact version references, and old leftovers.
 
@@ -132,6 +169,12 @@ def collect_garbage(
             0 on a store with a lock (the lock makes gc safe beside writers) and to
             ``UNLOCKED_MIN_AGE`` on one without.
         on_wait: Called once if gc has to wait for steps that are saving outputs.
+        force: Collect even where the artifact store belongs to another metadata store,
+            or where this one references nothing in it (see the module docstring).
+
+    Raises:
+        StorePairingError: The stores do not look like they belong together; the
+            message says what looks wrong and how to fix it.
 
     Example:
         >>> report = collect_garbage(Client(), dry_run=True)
@@ -146,9 +189,14 @@ def collect_garbage(
     artifacts = stack.artifact_store
     if min_age is None:
         min_age = 0.0 if artifacts.locking else UNLOCKED_MIN_AGE
-    report = GcReport(artifacts.root, dry_run, min_age, artifacts.locking)
+    report = GcReport(artifacts.root, dry_run, min_age, artifacts.locking, forced=force)
+    owner = _check_owner(stack, force)
     with artifacts.collecting(on_wait=on_wait):
         garbage = _find_garbage(stack, report)
+        _check_references(stack, report, garbage, force)
+        if owner is None and not force and not dry_run and report.referenced:
+            # First collection of a store without an identity: it belongs here from now on.
+            stack.claim_artifact_store()
         if dry_run:
             report.garbage = garbage
             return report
@@ -163,6 +211,67 @@ def collect_garbage(
             else:
                 report.garbage.append(item)
     return report
+
+
+def _check_owner(stack: Stack, force: bool) -> str | None:
+    """The owner the artifact store's identity names (``None``: it has no identity);
+    raises if that is not this stack's metadata store, unless ``force``."""
+    from mlzen.artifacts.identity import store_identity, store_users
+    from mlzen.stack import shown_url
+    from mlzen.store import identity as pairing
+
+    identity = store_identity(stack.artifact_store)
+    if identity is None or force:
+        return None if identity is None else identity.owner
+    metadata_id = pairing.metadata_store_id(stack.metadata_store)
+    if identity.owner != metadata_id:
+        raise StorePairingError(
+            f"Not collecting garbage: the artifact store {stack.artifact_store.root} belongs "
+            f"to the metadata store at {identity.owner_url} (id {identity.owner}), but this "
+            f"stack reads references from {shown_url(stack.metadata_store)} (id "
+            f"{metadata_id}), which does not know that store's versions: gc would delete "
+            "artifacts it still needs. Check MLZEN_STORE_URL and the stack (mlzen status), "
+            "and run gc with the metadata store that owns the artifact store; if this one "
+            "has really taken over the artifact store and no other records versions in "
+            "it, run 'mlzen gc --force'.",
+            artifact_store=stack.artifact_store.root,
+            owner=identity.owner,
+            metadata_store_id=metadata_id,
+        )
+    users = store_users(stack.artifact_store)
+    if users:
+        listed = ", ".join(f"{url} (id {user})" for user, url in sorted(users.items()))
+        raise StorePairingError(
+            f"Not collecting garbage: besides this stack's metadata store, which owns the "
+            f"artifact store {stack.artifact_store.root}, the metadata store(s) at {listed} "
+            "record versions in it, and gc sees only this one's references, so it would "
+            "delete artifacts they still need. Collect only when they no longer record "
+            "there: then delete their .mlzen-store.<id>.json file(s) at the store's root, "
+            "or run 'mlzen gc --force'.",
+            artifact_store=stack.artifact_store.root,
+            users=", ".join(sorted(users)),
+        )
+    return identity.owner
+
+
+def _check_references(stack: Stack, report: GcReport, garbage: list[Garbage], force: bool) -> None:
+    """Raise if the metadata store references nothing in an artifact store that holds
+    artifacts (and would lose them all), unless ``force``."""
+    doomed = [g for g in garbage if g.kind == "artifact"]
+    if force or report.referenced or not doomed:
+        return
+    from mlzen.stack import shown_url
+
+    raise StorePairingError(
+        f"Not collecting garbage: the metadata store at {shown_url(stack.metadata_store)} "
+        f"references none of the {len(doomed) + report.recent} artifact folder(s) in "
+        f"{stack.artifact_store.root}, so gc would delete them all. That is what a "
+        "mistyped MLZEN_STORE_URL (a new, empty store) or the wrong stack looks like: "
+        "check them with 'mlzen status'. If every run was deleted on purpose, run "
+        "'mlzen gc --force'.",
+        artifact_store=stack.artifact_store.root,
+        unreferenced=len(doomed),
+    )
 
 
 def _find_garbage(stack: Stack, report: GcReport) -> list[Garbage]:
@@ -187,11 +296,18 @@ def _find_garbage(stack: Stack, report: GcReport) -> list[Garbage]:
             stat = artifacts.stat_folder(uri)
         except MlzenError:  # gone meanwhile
             continue
-        if report.min_age > 0 and (stat.modified is None or now - stat.modified < report.min_age):
+        age = None if stat.modified is None else now - stat.modified
+        if report.min_age > 0 and (age is None or age < report.min_age):
             report.recent += 1
+            report.young.append(Kept(uri, "artifact", stat.size, age, report.min_age))
             continue
         garbage.append(Garbage(uri, "artifact", stat.size))
     for leftover in artifacts.list_leftovers():
-        if leftover.modified is not None and now - leftover.modified >= LEFTOVER_MIN_AGE:
+        age = None if leftover.modified is None else now - leftover.modified
+        if age is not None and age >= LEFTOVER_MIN_AGE:
             garbage.append(Garbage(leftover.path, "leftover", leftover.size))
+        else:
+            report.young.append(
+                Kept(leftover.path, "leftover", leftover.size, age, LEFTOVER_MIN_AGE)
+            )
     return garbage

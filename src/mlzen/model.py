@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlzen.errors import ConfigError
+from mlzen.names import check_name
 
 #: The stages a model version can be in; a new version starts in ``none``.
 STAGES = ("none", "staging", "production", "archived")
@@ -60,6 +61,7 @@ def check_model_name(name: Any) -> str:
     Raises:
         ConfigError: empty, not a string, or containing ``:`` (which separates the
             version in ``NAME:VERSION`` on the command line).
+        InvalidNameError: containing ``/``, ``..`` or control characters.
     """
     if not isinstance(name, str) or not name.strip() or ":" in name or len(name) > 255:
         raise ConfigError(
@@ -67,7 +69,7 @@ def check_model_name(name: Any) -> str:
             "characters without ':', e.g. Model(name='churn').",
             model_name=name,
         )
-    return name.strip()
+    return check_name("model", name.strip())
 
 
 @dataclass(frozen=True)

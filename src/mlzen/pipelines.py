@@ -24,6 +24,7 @@ from mlzen.errors import (
     UnknownInputError,
 )
 from mlzen.model import Model
+from mlzen.names import check_name, name_problem
 from mlzen.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
 from mlzen.steps import Step, active_tracer, after_list, check_json_parameter
 
@@ -405,6 +406,15 @@ class PipelineBuilder:
     def _invocation_id(self, step: Step, requested: Any) -> str:
         if requested is not None:
             invocation_id = str(requested)
+            problem = name_problem(invocation_id)
+            if problem is not None:
+                raise PipelineDefinitionError(
+                    f"Step '{step.name}' in pipeline '{self.pipeline_name}' has the id "
+                    f"{invocation_id!r}, which cannot be recorded: {problem}. Use 1 to 255 "
+                    "characters without '/', '\\', '..' or control characters.",
+                    step_name=step.name,
+                    argument="id",
+                )
             if invocation_id in self.specs:
                 raise PipelineDefinitionError(
                     f"Two step calls in pipeline '{self.pipeline_name}' use id "
@@ -778,6 +788,7 @@ def pipeline(
 
     def decorate(function: Callable[..., Any]) -> Pipeline:
         pipeline_name = name or function.__name__
+        check_name("pipeline", pipeline_name)
         options = PipelineOptions(
             name=pipeline_name,
             enable_cache=enable_cache,

@@ -26,6 +26,7 @@ from mlzen.flavors import KINDS, OPTIONAL_KINDS
 from mlzen.store import runs_store_url
 
 if TYPE_CHECKING:
+    from mlzen.artifacts.identity import StoreIdentity
     from mlzen.artifacts.store import ArtifactStore
     from mlzen.flavors import (
         ExperimentTrackerComponent,
@@ -85,6 +86,36 @@ class Stack:
         from mlzen.artifacts.store import artifact_store_for
 
         return artifact_store_for(self.settings.artifact_root)
+
+    def claim_artifact_store(self) -> StoreIdentity | None:
+        """The artifact store's identity, paired with this stack's metadata store.
+
+        On the store's first use it gets an id, owned by this stack's metadata store, and
+        the metadata store records it; versions recorded before stores had ids whose URI
+        lies inside the store are adopted then. Runs call it before their first step.
+        ``None`` for a store that cannot keep an identity (versions are then recorded
+        without one, and read only where their URI lies inside the reading store).
+        """
+        from mlzen.artifacts.identity import claim_store, record_user, store_identity
+        from mlzen.store import identity as pairing
+
+        artifacts = self.artifact_store
+        identity = store_identity(artifacts)
+        if identity is None and not _keeps_identity(artifacts):
+            return None
+        key = (self.store_url, artifacts.root)
+        if identity is not None and key in _paired:
+            return identity
+        metadata = self.metadata_store
+        metadata_id = pairing.metadata_store_id(metadata)
+        if identity is None:
+            identity, _ = claim_store(artifacts, owner=metadata_id, owner_url=shown_url(metadata))
+        if identity.owner != metadata_id:
+            record_user(artifacts, metadata_id, shown_url(metadata))
+        if pairing.register_artifact_store(metadata, identity.id, artifacts.root):
+            _adopt_legacy_versions(metadata, artifacts, identity.id)
+        _paired.add(key)
+        return identity
 
     def executor(self) -> StepExecutor:
         """A fresh executor for one run."""
@@ -162,6 +193,42 @@ class Stack:
 
     def __repr__(self) -> str:
         return f"<Stack {self.name}>"
+
+
+# (metadata store URL, artifact store root) pairs this process has registered.
+_paired: set[tuple[str, str]] = set()
+
+
+def _keeps_identity(store: ArtifactStore) -> bool:
+    from mlzen.artifacts.store import ArtifactStore
+
+    return type(store).create_store_file is not ArtifactStore.create_store_file
+
+
+def shown_url(metadata: MetadataStore) -> str:
+    """Where a metadata store is, without credentials: a server's URL or the database's."""
+    from mlzen.store.metadata import safe_url
+
+    server = getattr(metadata, "server_url", None)
+    return str(server) if server else safe_url(metadata.url)
+
+
+def _adopt_legacy_versions(
+    metadata: MetadataStore, artifacts: ArtifactStore, store_id: str
+) -> None:
+    """Give the versions recorded before stores had ids, whose URI lies inside
+    ``artifacts``, its id (the first time a metadata store records versions there)."""
+    from mlzen.store import identity as pairing
+
+    after = ""
+    while True:
+        rows = pairing.legacy_versions(metadata, after)
+        if not rows:
+            return
+        ours = [row["id"] for row in rows if artifacts.contains(row["uri"])]
+        if ours:
+            pairing.adopt_versions(metadata, store_id, ours)
+        after = rows[-1]["id"]
 
 
 def _reachable_from_other_machines(store: ArtifactStore) -> bool:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Protocol, overload
 from mlzen.errors import DuplicateOutputError, PipelineDefinitionError, StepDefinitionError
 from mlzen.hooks import FAILURE, SUCCESS, Hook, resolve_hook
 from mlzen.model import Model
+from mlzen.names import name_problem
 
 RESERVED_ARGUMENTS = ("id", "after")
 
@@ -143,6 +144,7 @@ def _parse_outputs(returns: Any, step_name: str) -> tuple[OutputSignature, ...]:
         and not (len(args) == 2 and args[1] is Ellipsis)
     )
     if not is_multi:
+        _check_output_name(step_name, name or "output")
         return (OutputSignature(name or "output", base),)
     outputs: list[OutputSignature] = []
     for index, element in enumerate(args):
@@ -151,6 +153,7 @@ def _parse_outputs(returns: Any, step_name: str) -> tuple[OutputSignature, ...]:
         outputs.append(OutputSignature(element_name or default, element_base))
     seen: set[str] = set()
     for output in outputs:
+        _check_output_name(step_name, output.name)
         if output.name in seen:
             raise DuplicateOutputError(
                 f"Step '{step_name}' declares two outputs named '{output.name}'. "
@@ -160,6 +163,18 @@ def _parse_outputs(returns: Any, step_name: str) -> tuple[OutputSignature, ...]:
             )
         seen.add(output.name)
     return tuple(outputs)
+
+
+def _check_output_name(step_name: str, name: str) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        raise StepDefinitionError(
+            f"Step '{step_name}' names an output {name!r}, which cannot be recorded as an "
+            f"artifact name: {problem}. Use 1 to 255 characters without '/', '\\', '..' "
+            "or control characters.",
+            step_name=step_name,
+            argument=name,
+        )
 
 
 def check_json_parameter(step_name: str, argument: str, value: Any) -> None:

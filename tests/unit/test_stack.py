@@ -502,3 +502,70 @@ def test_a_store_made_before_the_registry_is_migrated_on_first_use(project: Path
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     assert version == HEAD_REVISION == "0004"
+
+
+# -- the artifact store's identity, paired with the metadata store --------------------------
+
+
+@step
+def pair_numbers(count: int = 2) -> list:
+    return list(range(count))
+
+
+@pipeline
+def pairing(count: int = 2) -> None:
+    pair_numbers(count=count)
+
+
+def test_a_run_claims_the_artifact_store_for_its_metadata_store(project: Path) -> None:
+    from mlzen.artifacts.identity import store_identity, store_users
+    from mlzen.store import identity
+
+    run = pairing()
+    stack = active_stack()
+    claimed = store_identity(stack.artifact_store)
+    assert claimed is not None
+    assert claimed.owner == identity.metadata_store_id(stack.metadata_store)
+    assert identity.artifact_stores(stack.metadata_store) == {claimed.id: stack.artifact_store.root}
+    output = run.steps["pair_numbers"].outputs["output"]
+    assert output.artifact_store_id == claimed.id
+    assert store_users(stack.artifact_store) == {}
+
+
+def test_versions_from_before_store_ids_are_adopted_by_the_store_holding_them(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from mlzen.store import tables as t
+
+    kept = pairing(count=3).steps["pair_numbers"].outputs["output"]
+    monkeypatch.setenv("MLZEN_ARTIFACT_ROOT", str(tmp_path / "other-artifacts"))
+    elsewhere = pairing(count=4).steps["pair_numbers"].outputs["output"]
+    monkeypatch.delenv("MLZEN_ARTIFACT_ROOT")
+    store = active_stack().metadata_store
+    with store.write() as connection:  # as if recorded before stores had ids
+        connection.execute(update(t.artifact_versions).values(artifact_store_id=None))
+    (project / ".mlzen" / "artifacts" / ".mlzen-store.json").unlink()
+    import mlzen.stack
+
+    monkeypatch.setattr(mlzen.stack, "_paired", set())
+
+    identity = active_stack().claim_artifact_store()
+    assert identity is not None
+    client = Client()
+    assert client.get_artifact_version(kept.id).artifact_store_id == identity.id
+    assert client.get_artifact_version(elsewhere.id).artifact_store_id is None
+    assert client.get_artifact_version(kept.id).load() == [0, 1, 2]
+
+
+def test_another_metadata_store_writing_to_the_store_leaves_word(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlzen.artifacts.identity import store_users
+
+    pairing()
+    monkeypatch.setenv("MLZEN_STORE_URL", f"sqlite:///{tmp_path / 'guest.db'}")
+    pairing(count=5)
+    users = store_users(active_stack().artifact_store)
+    assert list(users.values()) == [f"sqlite:///{tmp_path / 'guest.db'}"]

@@ -4,6 +4,7 @@ Layout under the root::
 
     <hash[:2]>/<hash>/            the artifact's files, exactly what the materializer wrote
     <hash[:2]>/<hash>.complete    the completion marker: JSON listing of those files
+    .mlzen-store*.json            whose store it is (see mlzen.artifacts.identity)
     .staging/<uuid>/              probes of check(), and uploads of older mlzen versions
 
 Materializers write into a local temporary folder. Publishing hashes it, uploads the
@@ -52,12 +53,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlzen.artifacts.hashing import FileEntry, combine, hash_file, hash_folder, list_files
 from mlzen.artifacts.store import (
+    STORE_FILE,
     ArtifactStore,
     FolderStat,
     Leftover,
     StoredArtifact,
+    check_store_file,
     corrupted_error,
     missing_error,
+    outside_error,
 )
 from mlzen.errors import ArtifactError, MlzenError
 
@@ -168,6 +172,10 @@ class FsspecArtifactStore(ArtifactStore):
         )
 
     def local_path(self, uri: str, content_hash: str) -> Path:
+        # Checked first: the hash names a folder of the local cache, which may be deleted.
+        if not _HASH.fullmatch(content_hash) or not self.contains(uri):
+            raise outside_error(uri, self.root)
+        uri = self._uri(content_hash)
         cached = self.cache_dir / content_hash
         if cached.is_dir():
             if hash_folder(cached)[0] == content_hash:
@@ -208,7 +216,30 @@ class FsspecArtifactStore(ArtifactStore):
         return cached
 
     def exists(self, uri: str) -> bool:
-        return self._read_marker(self._path(uri)) is not None
+        return self.contains(uri) and self._read_marker(self._path(uri)) is not None
+
+    def read_store_file(self, name: str) -> bytes | None:
+        try:
+            data = self._fs.cat_file(f"{self._root_path}/{check_store_file(name)}")
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
+            return None
+        return bytes(data)
+
+    def create_store_file(self, name: str, data: bytes) -> bytes | None:
+        # Object stores have no create-if-absent for every backend: write, then read back
+        # what is there (see mlzen.artifacts.identity).
+        existing = self.read_store_file(name)
+        if existing is not None:
+            return existing
+        self._make_folders({self._root_path})
+        self._fs.pipe_file(f"{self._root_path}/{name}", data)
+        return self.read_store_file(name)
+
+    def list_store_files(self) -> list[str]:
+        names = (path.rsplit("/", 1)[-1] for path in self._ls(self._root_path))
+        return sorted(name for name in names if STORE_FILE.fullmatch(name))
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)

@@ -3,6 +3,7 @@
 Layout under the root::
 
     .lock                     the garbage-collection lock (see below)
+    .mlzen-store*.json        whose store it is (see mlzen.artifacts.identity)
     .staging/<uuid>/          folders being written; never read
     .trash/<uuid>/            folders being deleted; never read
     <hash[:2]>/<hash>/        published artifacts
@@ -37,12 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlzen.artifacts.hashing import hash_folder
 from mlzen.artifacts.store import (
+    STORE_FILE,
     ArtifactStore,
     FolderStat,
     Leftover,
     StoredArtifact,
+    check_store_file,
     corrupted_error,
     missing_error,
+    outside_error,
 )
 from mlzen.errors import ArtifactError
 from mlzen.flavors import Flavor, deferred_config
@@ -108,16 +112,68 @@ class LocalArtifactStore(ArtifactStore):
         return StoredArtifact(uri=str(target), content_hash=content_hash, size=size)
 
     def local_path(self, uri: str, content_hash: str) -> Path:
-        path = Path(uri)
+        if not _HASH.fullmatch(content_hash) or not self.contains(uri):
+            raise outside_error(uri, self.root)
+        path = self._folder_for(content_hash)
         if not path.is_dir():
             raise missing_error(uri, self.root)
+        self._check_contained(path, uri)
         actual, _ = hash_folder(path)
         if actual != content_hash:
             raise corrupted_error(uri, expected=content_hash, actual=actual)
         return path
 
     def exists(self, uri: str) -> bool:
-        return Path(uri).is_dir()
+        return self.contains(uri) and Path(uri).is_dir()
+
+    def folder_uri(self, content_hash: str) -> str:
+        return str(self._folder_for(content_hash))
+
+    def contains(self, uri: str) -> bool:
+        name = os.path.basename(uri.rstrip("/"))
+        return _HASH.fullmatch(name) is not None and os.path.abspath(uri) == self.folder_uri(name)
+
+    def read_store_file(self, name: str) -> bytes | None:
+        try:
+            return (self._root / check_store_file(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def create_store_file(self, name: str, data: bytes) -> bytes | None:
+        target = self._root / check_store_file(name)
+        self._root.mkdir(parents=True, exist_ok=True)
+        draft = self._root / f".mlzen-draft-{uuid.uuid4().hex}"
+        draft.write_bytes(data)
+        try:
+            # A hard link fails if the file exists: of two first writers, one wins.
+            os.link(draft, target)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        return target.read_bytes()
+
+    def list_store_files(self) -> list[str]:
+        try:
+            names = [entry.name for entry in os.scandir(self._root)]
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if STORE_FILE.fullmatch(name))
+
+    def _check_contained(self, folder: Path, uri: str) -> None:
+        """Refuse a folder that is, or holds, a link leading out of it or of the store."""
+        real_root = os.path.realpath(self._root)
+        real_folder = os.path.realpath(folder)
+        inside = real_folder.startswith(real_root + os.sep)
+        for directory, folders, files in os.walk(folder) if inside else ():
+            for name in folders + files:
+                path = os.path.join(directory, name)
+                if os.path.islink(path) and not os.path.realpath(path).startswith(
+                    real_folder + os.sep
+                ):
+                    inside = False
+        if not inside:
+            raise outside_error(uri, self.root)
 
     def delete(self, uri: str) -> None:
         path = self._owned_folder(uri)

@@ -342,6 +342,18 @@ class S3ArtifactStore(FsspecArtifactStore):
         with self._boundary():
             return super().exists(uri)
 
+    def read_store_file(self, name: str) -> bytes | None:
+        with self._boundary():
+            return super().read_store_file(name)
+
+    def create_store_file(self, name: str, data: bytes) -> bytes | None:
+        with self._boundary():
+            return super().create_store_file(name, data)
+
+    def list_store_files(self) -> list[str]:
+        with self._boundary():
+            return super().list_store_files()
+
     def delete(self, uri: str) -> None:
         with self._boundary():
             super().delete(uri)

@@ -17,13 +17,20 @@ false cannot exclude writers; collect garbage there only when no pipeline writes
 from __future__ import annotations
 
 import contextlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from mlzen.errors import ArtifactCorruptedError, NotFoundError
+from mlzen.errors import ArtifactCorruptedError, ArtifactError, NotFoundError
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+#: The files at a store's root that say whose it is (see ``mlzen.artifacts.identity``):
+#: ``.mlzen-store.json``, its identity, and ``.mlzen-store.<id>.json`` for each other
+#: metadata store that records versions in it.
+STORE_FILE = re.compile(r"\.mlzen-store(\.[0-9a-f]{32})?\.json")
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,11 @@ class ArtifactStore(ABC):
     def local_path(self, uri: str, content_hash: str) -> Path:
         """A local folder holding the artifact's files, its content hash verified.
 
+        ``uri`` must be this store's folder for ``content_hash`` (see :meth:`contains`);
+        nothing elsewhere is read, and no link leading out of the store is followed.
+
         Raises:
+            ArtifactError: ``uri`` is not a folder of this store.
             NotFoundError: Nothing is stored at ``uri``.
             ArtifactCorruptedError: The stored files do not hash to ``content_hash``.
         """
@@ -117,6 +128,41 @@ class ArtifactStore(ABC):
     @abstractmethod
     def list_uris(self) -> list[str]:
         """The URIs of every published artifact, sorted."""
+
+    # -- identity and containment (see mlzen.artifacts.identity) ---------------------------
+
+    def folder_uri(self, content_hash: str) -> str:
+        """The URI of the folder that holds the content ``content_hash`` in this store."""
+        return f"{self.root.rstrip('/')}/{content_hash[:2]}/{content_hash}"
+
+    def contains(self, uri: str) -> bool:
+        """Whether ``uri`` is this store's folder for the content hash it is named after.
+
+        Decided from the text of ``uri`` alone, so asking says nothing about what exists
+        elsewhere.
+        """
+        name = uri.rstrip("/").rpartition("/")[2]
+        return _HASH.fullmatch(name) is not None and uri.rstrip("/") == self.folder_uri(name)
+
+    def read_store_file(self, name: str) -> bytes | None:
+        """The bytes of the store file ``name`` (see :data:`STORE_FILE`) at the root;
+        ``None`` if there is none.
+
+        The default keeps no store files, so the store has no identity; stores that can
+        should override the three methods.
+        """
+        return None
+
+    def create_store_file(self, name: str, data: bytes) -> bytes | None:
+        """Write the store file ``name`` unless it exists; return the bytes it now holds.
+
+        ``None`` means the store cannot keep one (the default).
+        """
+        return None
+
+    def list_store_files(self) -> list[str]:
+        """The names of the store files at the root."""
+        return []
 
     # -- garbage collection -------------------------------------------------------------
 
@@ -184,6 +230,29 @@ def missing_error(uri: str, root: str) -> NotFoundError:
         f"Artifact {uri} does not exist in the artifact store {root}. It was deleted or "
         "the store moved: rerun the step that produced it with caching off, or point "
         "MLZEN_ARTIFACT_ROOT at the store that holds it.",
+        artifact_uri=uri,
+    )
+
+
+def check_store_file(name: str) -> str:
+    """``name`` if it is a store file's name (nothing else is written at the root)."""
+    if not STORE_FILE.fullmatch(name):
+        raise ArtifactError(
+            f"'{name}' is not the name of a store file ({STORE_FILE.pattern}).",
+            artifact_uri=name,
+        )
+    return name
+
+
+def outside_error(uri: str, root: str) -> ArtifactError:
+    """The error for a location that is not (links resolved) a folder of the store.
+
+    Decided before anything at ``uri`` is looked at, so it says nothing about it.
+    """
+    return ArtifactError(
+        f"{uri} is not an artifact folder of the artifact store {root}, so it is not "
+        "read. Read artifact versions through the stack whose artifact store holds them "
+        "(ArtifactVersion.load(), local_path()).",
         artifact_uri=uri,
     )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlzen.artifacts.identity import version_folder
 from mlzen.artifacts.store import ArtifactStore
 from mlzen.errors import ArtifactError
 
@@ -132,23 +133,47 @@ def _check(declared: list[Visualization], folder: Path, name: str, label: str) -
         names.add(item.name)
 
 
-def visualization_path(store: ArtifactStore, uri: str) -> Path:
+def visualization_path(
+    store: ArtifactStore,
+    uri: str,
+    *,
+    artifact_store_id: str | None = None,
+    artifact: str = "artifact",
+) -> Path:
     """A local copy of the visualization file at ``uri``, its folder's hash verified.
+
+    The folder is derived from ``store`` and the content hash the URI names, once the
+    version is known to be stored in ``store`` (see :func:`version_folder`).
+
+    Args:
+        store: The artifact store to read.
+        uri: The visualization's recorded URI (folder URI + ``/`` + file name).
+        artifact_store_id: The id of the store its artifact version was recorded in;
+            ``None`` (a version saved before stores had ids): ``uri`` must be in ``store``.
+        artifact: ``name:version`` of that version, for messages.
 
     Raises:
         NotFoundError: The folder is not (or no longer) in the store.
         ArtifactCorruptedError: The folder's files no longer match its hash.
-        ArtifactError: ``uri`` is not a visualization URI.
+        ArtifactError: ``uri`` is not a visualization URI, or not in ``store``.
     """
     folder, _, file = uri.rstrip("/").rpartition("/")
     content_hash = folder.rpartition("/")[2]
     if not re.fullmatch(r"[0-9a-f]{64}", content_hash) or not _FILE_NAME.fullmatch(file):
         raise ArtifactError(
-            f"{uri} is not the URI of a visualization (<store>/<hash[:2]>/<hash>/<file>). "
-            "Take it from ArtifactVersion.visualizations.",
-            artifact_uri=uri,
+            f"A visualization of {artifact} is recorded at something that is not the URI "
+            "of a visualization (<store>/<hash[:2]>/<hash>/<file>). Take visualizations "
+            "from ArtifactVersion.visualizations.",
+            artifact_name=artifact,
         )
-    return store.local_path(folder, content_hash) / file
+    located = version_folder(
+        store,
+        artifact_store_id=artifact_store_id,
+        uri=folder,
+        content_hash=content_hash,
+        name=artifact,
+    )
+    return store.local_path(located, content_hash) / file
 
 
 class ArtifactVisualization:
@@ -163,8 +188,19 @@ class ArtifactVisualization:
         media_type: The MIME type of ``kind``.
     """
 
-    def __init__(self, store: ArtifactStore, *, name: str, kind: str, uri: str) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        *,
+        name: str,
+        kind: str,
+        uri: str,
+        artifact_store_id: str | None = None,
+        artifact: str = "artifact",
+    ) -> None:
         self._store = store
+        self._artifact_store_id = artifact_store_id
+        self._artifact = artifact
         self.name = name
         self.kind = kind
         self.uri = uri
@@ -173,7 +209,12 @@ class ArtifactVisualization:
     @property
     def path(self) -> Path:
         """A local file holding it (downloaded first from a remote store), hash-verified."""
-        return visualization_path(self._store, self.uri)
+        return visualization_path(
+            self._store,
+            self.uri,
+            artifact_store_id=self._artifact_store_id,
+            artifact=self._artifact,
+        )
 
     def read_bytes(self) -> bytes:
         """The file's content."""

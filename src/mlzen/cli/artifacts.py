@@ -164,7 +164,7 @@ def export(ref: str, path: str, force: bool) -> None:
 
     client = Client()
     version = resolve(client, ref)
-    folder = client.stack.artifact_store.local_path(version.uri, version.content_hash)
+    folder = version.local_path()
     written = export_folder(folder, path, version.content_hash, force=force, label=ref)
     for file in written:
         click.echo(str(file))

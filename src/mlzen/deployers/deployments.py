@@ -125,6 +125,7 @@ def _resolve(model: Any, artifact: str, stack: Stack) -> tuple[ServedModel, str,
     from mlzen.model_versions import ModelVersion
 
     if isinstance(model, ArtifactVersion):
+        model.folder_uri()  # refuses, before a service starts, files stored elsewhere
         served = ServedModel(
             artifact_version_id=model.id,
             artifact_name=model.name,
@@ -150,6 +151,7 @@ def _resolve(model: Any, artifact: str, stack: Stack) -> tuple[ServedModel, str,
             "or an ArtifactVersion.",
         )
     version_artifact = model.get_artifact(artifact)
+    version_artifact.folder_uri()  # refuses, before a service starts, files stored elsewhere
     metadata = model.metadata
     served = ServedModel(
         artifact_version_id=version_artifact.id,

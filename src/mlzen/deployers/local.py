@@ -187,8 +187,18 @@ class LocalModelDeployer(ModelDeployerComponent):
     def logs(self, deployment: Deployment, tail: int | None = None) -> str:
         if not deployment.log_path:
             return ""
+        # The record may come from a team server: read only this project's log folder.
+        folder = (self.settings.project_dir / LOG_FOLDER).resolve()
+        path = Path(deployment.log_path).resolve()
+        if path.parent != folder or path.name != f"{deployment.name}.log":
+            raise DeploymentError(
+                f"Deployment '{deployment.name}' records a log outside this project's "
+                f"{LOG_FOLDER} folder (another machine's, or a tampered record), so it is "
+                "not read. Look at the log on the machine that deployed it.",
+                deployment=deployment.name,
+            )
         try:
-            text = Path(deployment.log_path).read_text(encoding="utf-8", errors="replace")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
         if tail is None:

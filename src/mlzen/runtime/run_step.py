@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlzen.artifacts.identity import ForeignArtifactError, store_identity, version_folder
 from mlzen.artifacts.materializer import (
     SavedArtifact,
     load_artifact,
@@ -167,7 +168,7 @@ def run_step(
                 row = input_versions[version_id]
                 kwargs[argument] = load_artifact(
                     artifacts,
-                    uri=row["uri"],
+                    uri=_folder(artifacts, row),
                     content_hash=row["content_hash"],
                     materializer=row["materializer"],
                     data_type=row["data_type"],
@@ -283,19 +284,40 @@ def _reusable(
 ) -> dict[str, Any] | None:
     """An earlier step run whose outputs this invocation may take as its own."""
     candidates: list[dict[str, Any]] = []
+    identity = store_identity(artifacts)
+    here = identity.id if identity is not None else None
     if launch.reuse is not None and launch.reuse["cache_key"] == key:
         candidates = [
-            hit for hit in queries.find_cache_hits(store, key) if hit["id"] == launch.reuse["id"]
+            hit
+            for hit in queries.find_cache_hits(store, key, here)
+            if hit["id"] == launch.reuse["id"]
         ]
     if not candidates and launch.step.enable_cache:
-        candidates = queries.find_cache_hits(store, key)
+        candidates = queries.find_cache_hits(store, key, here)
     wanted = set(launch.step.output_names)
     for hit in candidates:
-        if set(hit["outputs"]) == wanted and all(
-            artifacts.exists(row["uri"]) for row in hit["outputs"].values()
-        ):
+        if set(hit["outputs"]) != wanted:
+            continue
+        # Only outputs stored in this stack's artifact store can be taken as its own.
+        try:
+            folders = [_folder(artifacts, row) for row in hit["outputs"].values()]
+        except ForeignArtifactError:
+            continue
+        if all(artifacts.exists(folder) for folder in folders):
             return {"id": hit["id"], "outputs": {n: r["id"] for n, r in hit["outputs"].items()}}
     return None
+
+
+def _folder(artifacts: ArtifactStore, row: dict[str, Any]) -> str:
+    """The folder of a recorded version in ``artifacts``; refused if stored elsewhere."""
+    return version_folder(
+        artifacts,
+        artifact_store_id=row.get("artifact_store_id"),
+        uri=row["uri"],
+        content_hash=row["content_hash"],
+        name=row["name"],
+        version=row.get("version"),
+    )
 
 
 def _save_outputs(
@@ -318,6 +340,7 @@ def _save_outputs(
                 step_name=spec.id,
             )
         values = list(value)
+    identity = store_identity(artifacts)
     records: list[OutputRecord] = []
     for output, item in zip(declared, values, strict=True):
         _check_type(spec.id, output.name, output.annotation, item)
@@ -336,6 +359,7 @@ def _save_outputs(
                     if spec.settings.get("visualizations", True)
                     else []
                 ),
+                artifact_store_id=identity.id if identity is not None else None,
             )
         )
     return records

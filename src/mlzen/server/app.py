@@ -73,7 +73,17 @@ def _status_for(exc: MlzenError) -> int:
 async def _mlzen_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MlzenError)
     fields = {k: v for k, v in exc.fields.items() if isinstance(v, str | int | float | bool)}
-    body = ErrorBody(error=type(exc).__name__, detail=exc.message, fields=fields)
+    detail = exc.message
+    stack = getattr(request.app.state, "stack", None)
+    if stack is not None and "artifact_store" in stack.__dict__:
+        # Where the server keeps artifacts is none of a client's business.
+        root = stack.artifact_store.root
+        detail = detail.replace(root, "<artifact store>")
+        fields = {
+            k: v.replace(root, "<artifact store>") if isinstance(v, str) else v
+            for k, v in fields.items()
+        }
+    body = ErrorBody(error=type(exc).__name__, detail=detail, fields=fields)
     return JSONResponse(body.model_dump(), status_code=_status_for(exc))
 
 

@@ -1,9 +1,11 @@
 """Serving stored artifact files without ever reading outside the artifact store.
 
-Every path is resolved (symlinks followed) and must lie inside the artifact folder,
-which itself must lie inside the store's root (or its local download cache). ``..``
-parts, absolute paths and links that point elsewhere are refused, whatever the
-recorded URI or the requested path says.
+A version's folder is derived from the server's artifact store and the version's content
+hash, once the version is known to be stored there (``mlzen.artifacts.identity``); the
+URI it recorded is never opened. Every path is then resolved (symlinks followed) and
+must lie inside the artifact folder, which itself must lie inside the store's root (or
+its local download cache). ``..`` parts, absolute paths and links that point elsewhere
+are refused, whatever the requested path says, and refusals name no server path.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 from pathlib import Path, PurePosixPath
 
 from mlzen.artifacts.store import ArtifactStore
+from mlzen.artifacts.visualization import visualization_path
+from mlzen.client import ArtifactVersion
 from mlzen.errors import ArtifactError, NotFoundError
 
 MAX_LISTED_FILES = 10_000
@@ -28,20 +32,25 @@ def _allowed_roots(store: ArtifactStore) -> list[Path]:
     return roots
 
 
-def _outside(uri: str) -> ArtifactError:
+def _outside(label: str) -> ArtifactError:
     return ArtifactError(
-        f"The artifact at {uri} lies outside the artifact store, so it is not served. "
-        "Check the store's recorded URIs, or serve the server over the right artifact "
-        "store (mlzen server up --artifact-root ...).",
-        artifact_uri=uri,
+        f"The files of artifact {label} lie outside the artifact store, so they are not "
+        "served. Serve the server over the artifact store that holds them (mlzen server "
+        "up --artifact-root ...).",
+        artifact_name=label,
     )
 
 
-def artifact_folder(store: ArtifactStore, uri: str, content_hash: str) -> Path:
-    """The local, hash-verified folder of an artifact version, inside the store."""
-    folder = store.local_path(uri, content_hash).resolve()
+def artifact_folder(store: ArtifactStore, version: ArtifactVersion) -> Path:
+    """The local, hash-verified folder of an artifact version, inside ``store``.
+
+    Raises:
+        ForeignArtifactError: The version is recorded in another artifact store.
+        ArtifactError: Its folder (links resolved) is not inside the store.
+    """
+    folder = version.local_path().resolve()
     if not any(folder.is_relative_to(root) for root in _allowed_roots(store)):
-        raise _outside(uri)
+        raise _outside(f"{version.name}:{version.version}")
     return folder
 
 
@@ -90,12 +99,14 @@ def list_files(folder: Path) -> list[tuple[str, int]]:
     return sorted(files)
 
 
-def visualization_file(store: ArtifactStore, uri: str) -> Path:
-    """The local file of the visualization at ``uri`` (folder URI + ``/`` + file name),
-    checked to lie inside its hash-verified folder inside the store."""
-    folder_uri, _, name = uri.rstrip("/").rpartition("/")
-    content_hash = folder_uri.rstrip("/").rpartition("/")[2]
-    if not folder_uri or not name:
-        raise _outside(uri)
-    folder = artifact_folder(store, folder_uri, content_hash)
-    return contained_file(folder, name, uri=uri)
+def visualization_file(store: ArtifactStore, version: ArtifactVersion, uri: str) -> Path:
+    """The local file of a visualization of ``version`` recorded at ``uri`` (folder URI +
+    ``/`` + file name), checked to lie inside its hash-verified folder inside the store."""
+    label = f"{version.name}:{version.version}"
+    path = visualization_path(
+        store, uri, artifact_store_id=version.artifact_store_id, artifact=label
+    ).resolve()
+    folder = path.parent
+    if not any(folder.is_relative_to(root) for root in _allowed_roots(store)):
+        raise _outside(label)
+    return contained_file(folder, path.name, uri=label)

@@ -10,15 +10,20 @@ server records its deployments there.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mlzen.errors import ConfigError
+from mlzen.names import check_name
 from mlzen.store import tables as t
 from mlzen.store.metadata import MetadataStore, new_id, utcnow
 from mlzen.store.operations import remote_read, remote_write
 
+#: Where local deployments log, under the project root.
+DEPLOYMENTS_DIR = (".mlzen", "deployments")
 #: The statuses a deployment can have.
 STATUSES = ("starting", "running", "stopped", "crashed")
 #: The columns a caller may change after a deployment is recorded.
@@ -42,7 +47,12 @@ def save_deployment(
 
     Returns:
         The row as stored.
+
+    Raises:
+        InvalidNameError: ``name`` cannot be recorded.
+        ConfigError: ``log_path`` is not ``.mlzen/deployments/<name>.log``.
     """
+    check_name("deployment", name)
     values = {
         "model_version_id": model_version_id,
         "flavor": flavor,
@@ -50,7 +60,7 @@ def save_deployment(
         "url": url,
         "pid": pid,
         "config": dict(config),
-        "log_path": log_path,
+        "log_path": check_log_path(name, log_path),
     }
     table = t.deployments
     for attempt in range(2):
@@ -91,6 +101,8 @@ def update_deployment(store: MetadataStore, name: str, **values: Any) -> dict[st
         raise ValueError(f"Deployment columns that cannot be updated: {sorted(unknown)}")
     if "status" in values:
         _checked(values["status"])
+    if "log_path" in values:
+        check_log_path(name, values["log_path"])
     if "config" in values:
         values["config"] = dict(values["config"])
     table = t.deployments
@@ -117,6 +129,35 @@ def list_deployments(store: MetadataStore) -> list[dict[str, Any]]:
     with store.read() as connection:
         rows = connection.execute(select(*table.c).order_by(table.c.name))
         return [dict(row._mapping) for row in rows]
+
+
+def check_log_path(name: str, log_path: str | None) -> str | None:
+    """``log_path`` if it is where a local deployment logs: an absolute
+    ``<project>/.mlzen/deployments/<name>.log``, with no ``..``.
+
+    The path is read back by ``mlzen deployments logs`` on whichever machine asks, so a
+    record must not point it at any other file.
+
+    Raises:
+        ConfigError: It is anything else.
+    """
+    if log_path is None:
+        return None
+    path = PurePosixPath(log_path) if isinstance(log_path, str) else None
+    if (
+        path is None
+        or not path.is_absolute()
+        or ".." in path.parts
+        or "\x00" in log_path
+        or path.parts[-3:] != (DEPLOYMENTS_DIR[0], DEPLOYMENTS_DIR[1], f"{name}.log")
+    ):
+        raise ConfigError(
+            f"Deployment '{name}' cannot record the log path {str(log_path)[:200]!r}: a "
+            f"deployment logs to <project>/{'/'.join(DEPLOYMENTS_DIR)}/{name}.log. Deploy "
+            "it with mlzen, which records that path.",
+            deployment=name,
+        )
+    return log_path
 
 
 def _checked(status: str) -> str:

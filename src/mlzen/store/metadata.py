@@ -35,8 +35,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from mlzen.errors import StoreError
+from mlzen.names import check_name
+from mlzen.store import recognition
 from mlzen.store import tables as t
 from mlzen.store.operations import remote_write
+from mlzen.store.validation import check_output
 
 HEAD_REVISION = "0004"
 RUNNING = "running"
@@ -76,6 +79,8 @@ class OutputRecord:
     metadata: Mapping[str, Any]
     #: ``(name, kind, uri)`` of each visualization published beside the artifact.
     visualizations: Sequence[tuple[str, str, str]] = ()
+    #: The id of the artifact store the files are in (``mlzen.artifacts.identity``).
+    artifact_store_id: str | None = None
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -176,34 +181,48 @@ class MetadataStore:
         """Create or migrate the schema to the current revision, once per process."""
         if self.url in _migrated:
             return
-        try:
-            with self.read() as connection:
-                current = connection.exec_driver_sql(
-                    "SELECT version_num FROM alembic_version"
-                ).scalar()
-        except (OperationalError, SQLAlchemyError):
-            current = None
+        current = None
+        database = recognition.sqlite_file(self.url)
+        # An SQLite file is only ever created (by connecting) inside the migration lock,
+        # after the checks there: never read a missing or empty one outside it. One that
+        # exists is recognised before mlzen's first connection, which writes to it.
+        if database is None or recognition.has_content(database):
+            if database is not None:
+                recognition.refuse_foreign_file(self.url, safe_url(self.url))
+            try:
+                with self.read() as connection:
+                    current = connection.exec_driver_sql(
+                        "SELECT version_num FROM alembic_version"
+                    ).scalar()
+            except (OperationalError, SQLAlchemyError):
+                current = None
         if current != HEAD_REVISION:
             self._migrate()
         _migrated.add(self.url)
 
     def _migrate(self) -> None:
+        """Recognise the database as an mlzen store (or an empty one), then migrate it."""
         from alembic import command
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        config.set_main_option("script_location", str(recognition.MIGRATIONS))
+        shown = safe_url(self.url)
         try:
             # Connecting is inside: an unreachable server or a refused login fails here.
-            with self._migration_lock(), self.engine.connect() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-                connection.commit()
+            with self._migration_lock():
+                recognition.refuse_foreign_file(self.url, shown)
+                with self.engine.connect() as connection:
+                    recognition.refuse_foreign(connection, shown)
+                    connection.rollback()  # end the inspection's transaction
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    connection.commit()
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"Migrating the metadata store at '{safe_url(self.url)}' failed: {exc}. "
+                f"Migrating the metadata store at '{shown}' failed: {exc}. "
                 "Check that the database is reachable and writable.",
-                store_url=safe_url(self.url),
+                store_url=shown,
             ) from exc
 
     @contextlib.contextmanager
@@ -250,6 +269,8 @@ class MetadataStore:
         resumed_from_id: str | None = None,
     ) -> str:
         """Record a new run in status ``running``; returns its id."""
+        check_name("pipeline", pipeline_name)
+        check_name("run", run_name)
         run_id = new_id()
         now = utcnow()
         pipeline_id = self._get_or_create(t.pipelines, pipeline_name)
@@ -380,6 +401,8 @@ class MetadataStore:
         With ``model_version_id``, a cache hit's outputs are linked to that model version
         in the same transaction.
         """
+        check_name("step", step_id)
+        check_name("step", step_name)
         step_run_id = new_id()
         now = utcnow()
         edges = [
@@ -452,6 +475,8 @@ class MetadataStore:
         Returns:
             The new artifact version id of each output, by output name.
         """
+        for output in outputs:
+            check_output(output)
         now = utcnow()
         created: dict[str, str] = {}
         artifact_ids = {o.name: self._get_or_create(t.artifacts, o.name) for o in outputs}
@@ -569,6 +594,7 @@ class MetadataStore:
                 metadata=dict(output.metadata),
                 producer_step_run_id=step_run_id,
                 created_at=now,
+                artifact_store_id=output.artifact_store_id,
             )
         )
         return version_id

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mlzen.errors import ConfigError, NotFoundError, StageConflictError, StoreError
 from mlzen.model import EXCLUSIVE_STAGES, STAGES
+from mlzen.names import check_name
 from mlzen.store import tables as t
 from mlzen.store.metadata import MetadataStore, new_id, next_version, safe_url, utcnow
 from mlzen.store.operations import remote_read, remote_write
@@ -76,6 +77,7 @@ def resolve_version(
             "running. Name an existing version, e.g. Model(name, version='latest').",
             model_name=name,
         )
+    check_name("model", name)
     # Most steps of a run find the version another step made: a read, no write lock.
     made = _all(
         store,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 
 from mlzen.errors import NotFoundError
 from mlzen.store import tables as t
@@ -178,14 +178,31 @@ def edges_of(
 
 
 @remote_read
-def find_cache_hits(store: MetadataStore, cache_key: str) -> list[dict[str, Any]]:
-    """Successful step runs with this cache key, newest first, with their outputs."""
+def find_cache_hits(
+    store: MetadataStore, cache_key: str, artifact_store_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Successful step runs with this cache key, newest first, with their outputs.
+
+    With ``artifact_store_id``, step runs with an output recorded in another artifact
+    store are left out (they cannot be hits there).
+    """
     query = (
         select(t.step_runs.c.id)
         .where(t.step_runs.c.cache_key == cache_key, t.step_runs.c.status.in_(FINISHED_STATUSES))
         .order_by(t.step_runs.c.started_at.desc())
         .limit(5)
     )
+    if artifact_store_id is not None:
+        edge, version = t.step_run_artifacts.c, t.artifact_versions.c
+        # Correlated, so only the edges of the few step runs with this key are read.
+        elsewhere = exists().where(
+            edge.step_run_id == t.step_runs.c.id,
+            edge.direction == "output",
+            version.id == edge.artifact_version_id,
+            version.artifact_store_id.is_not(None),
+            version.artifact_store_id != artifact_store_id,
+        )
+        query = query.where(~elsewhere)
     ids = [row["id"] for row in _all(store, query)]
     edges = edges_of(store, ids)
     versions = get_artifact_versions(

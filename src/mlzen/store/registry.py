@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mlzen.errors import ConfigError, NotFoundError
+from mlzen.names import check_name
 from mlzen.store import tables as t
 from mlzen.store.metadata import MetadataStore, new_id, utcnow
 
@@ -33,6 +34,7 @@ def save_component(
     replace: bool = False,
 ) -> None:
     """Record a component; with ``replace``, overwrite one of the same kind and name."""
+    check_name("component", name)
     table = t.stack_components
     where = (table.c.kind == kind) & (table.c.name == name)
     try:
@@ -121,6 +123,7 @@ def save_stack(
         NotFoundError: A component that is not registered; names it.
         ConfigError: A stack of that name exists and ``replace`` is false.
     """
+    check_name("stack", name)
     table = t.stacks
     try:
         with store.write() as connection:

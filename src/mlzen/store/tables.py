@@ -107,8 +107,12 @@ artifact_versions = Table(
     Column("created_at", DateTime, nullable=False),
     # {relative path: size} of the files saved; ``None`` for versions saved before 0004.
     Column("files", JSON),
+    # The id of the artifact store holding the files (``mlzen.artifacts.identity``);
+    # ``None`` for versions saved before 0004 that no store has adopted yet.
+    Column("artifact_store_id", String(32)),
     UniqueConstraint("artifact_id", "version", name="uq_artifact_versions_artifact_version"),
     Index("ix_artifact_versions_content_hash", "content_hash"),
+    Index("ix_artifact_versions_store", "artifact_store_id"),
 )
 
 step_run_artifacts = Table(

@@ -127,7 +127,7 @@ def test_missing_artifact_raises_not_found(remote: FsspecArtifactStore) -> None:
 
 
 def test_uris_of_other_stores_are_refused(remote: FsspecArtifactStore) -> None:
-    with pytest.raises(ArtifactError, match="is not in the artifact store"):
+    with pytest.raises(ArtifactError, match="is not an artifact folder of the artifact store"):
         remote.local_path("memory://elsewhere/ab/" + "ab" * 32, "ab" * 32)
     with pytest.raises(ArtifactError, match="will not be deleted"):
         remote.delete(f"{remote.root}/ab/not-a-hash")

@@ -91,9 +91,12 @@ def test_json_keys_are_stable(orphans) -> None:
         "count",
         "bytes",
         "garbage",
+        "young",
         "errors",
+        "forced",
     }
     assert set(data["garbage"][0]) == {"uri", "kind", "size"}
+    assert data["young"] == [] and data["forced"] is False
     assert data["locked"] is True and data["min_age_seconds"] == 0
     assert data["referenced"] == 2 and data["errors"] == []
 

@@ -104,7 +104,8 @@ def test_a_busy_port_is_refused_before_anything_starts(project: Path) -> None:
 
 
 def test_status_stop_and_logs_of_a_gone_process(project: Path) -> None:
-    log = project / "svc.log"
+    log = project / ".mlzen" / "deployments" / "svc.log"
+    log.parent.mkdir()
     log.write_text("one\ntwo\nthree\n")
     port = free_port("127.0.0.1")
     deployment = Deployment(
@@ -125,6 +126,33 @@ def test_status_stop_and_logs_of_a_gone_process(project: Path) -> None:
     assert deployer.logs(deployment, 0) == ""
     deployment.status = "stopped"
     assert deployer.live_status(deployment) == "stopped"
+
+
+@pytest.mark.parametrize("where", ["outside", "other-name", "dotdot", "link"])
+def test_logs_are_read_only_from_the_projects_deployments_folder(
+    project: Path, tmp_path: Path, where: str
+) -> None:
+    """A deployment record may come from a team server: its log path is not trusted."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for you")
+    folder = project / ".mlzen" / "deployments"
+    folder.mkdir()
+    (folder / "other.log").write_text("another deployment's log")
+    log_path = {
+        "outside": str(secret),
+        "other-name": str(folder / "other.log"),
+        "dotdot": f"{folder}/../../../{secret.relative_to('/')}",
+        "link": str(folder / "svc.log"),
+    }[where]
+    if where == "link":
+        (folder / "svc.log").symlink_to(secret)
+    deployment = Deployment(
+        name="svc", flavor="local", status="stopped", served=SERVED, url=None, pid=None,
+        log_path=log_path, config={},
+    )  # fmt: skip
+    with pytest.raises(DeploymentError, match="not read") as refused:
+        LocalModelDeployer().logs(deployment)
+    assert "not for you" not in refused.value.message
 
 
 def test_a_stack_picks_its_model_deployer(project: Path) -> None:

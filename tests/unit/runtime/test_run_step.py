@@ -213,3 +213,31 @@ def test_not_found_errors_name_what_was_asked_for() -> None:
         client.get_artifact_version("raw")
     with pytest.raises(NotFoundError, match="no runs yet"):
         client.get_pipeline_run("latest")
+
+
+@step
+def counted(count: int = 3) -> Annotated[list, "counted"]:
+    return list(range(count))
+
+
+@pipeline
+def counting(count: int = 3) -> None:
+    counted(count=count)
+
+
+def test_a_cache_hit_needs_its_outputs_in_this_stacks_artifact_store(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, store_backend: str
+) -> None:
+    """One metadata store, two artifact folders: each takes only its own hits."""
+    first = counting()
+    assert first.steps["counted"].status == "completed"
+    monkeypatch.setenv("MLZEN_ARTIFACT_ROOT", str(tmp_path / "elsewhere"))
+    second = counting()
+    assert second.steps["counted"].status == "completed"
+    assert second.steps["counted"].outputs["counted"].load() == [0, 1, 2]
+    for _ in range(6):  # more newer hits from the other folder than a lookup returns
+        assert counting().steps["counted"].status == "cached"
+    monkeypatch.delenv("MLZEN_ARTIFACT_ROOT")
+    again = counting()
+    assert again.steps["counted"].status == "cached"
+    assert again.steps["counted"].cached_from_id == first.steps["counted"].id

@@ -60,50 +60,73 @@ def test_path_traversal_is_refused(live: LiveServer, raw: dict[str, str], attack
 def test_a_symlink_inside_the_folder_pointing_out_is_not_served(
     live: LiveServer, raw: dict[str, str], tmp_path: Path
 ) -> None:
+    def record(folder: Path) -> Path:
+        """Move ``folder`` to where its content hash puts it and record that hash, so
+        that only the containment check stands in the way."""
+        content_hash, _ = hash_folder(folder)
+        target = folder.parents[1] / content_hash[:2] / content_hash
+        target.parent.mkdir(exist_ok=True)
+        folder.rename(target)
+        with live.app.state.store.write() as connection:
+            connection.execute(
+                update(t.artifact_versions)
+                .where(t.artifact_versions.c.id == raw["id"])
+                .values(content_hash=content_hash, uri=str(target))
+            )
+        return target
+
     folder = Path(raw["uri"])
-    link = folder / "secret.txt"
-    os.symlink(tmp_path / "outside" / "secret.txt", link)
-    # Record the folder's new hash, so that only the containment check stands in the way.
-    content_hash, _ = hash_folder(folder)
-    with live.app.state.store.write() as connection:
-        connection.execute(
-            update(t.artifact_versions)
-            .where(t.artifact_versions.c.id == raw["id"])
-            .values(content_hash=content_hash)
-        )
-    files = live.get(f"/api/v1/artifact-versions/{raw['id']}/files").json()
-    assert "secret.txt" not in [f["path"] for f in files]
-    assert files  # the real files are still listed
-    response = live.get(f"/api/v1/artifact-versions/{raw['id']}/files/secret.txt")
-    assert response.status_code == 404
-    assert SECRET not in response.text
+    os.symlink(tmp_path / "outside" / "secret.txt", folder / "secret.txt")
+    folder = record(folder)
+    # A folder whose files are not all inside the store (links resolved) is refused.
+    for suffix in ("files", "files/secret.txt", "download", "preview"):
+        response = live.get(f"/api/v1/artifact-versions/{raw['id']}/{suffix}")
+        assert response.status_code == 409, (suffix, response.text)
+        assert SECRET not in response.text and str(tmp_path / "outside") not in response.text
+    # Without the link, the folder is served again.
+    (folder / "secret.txt").unlink()
+    record(folder)
     archive = live.get(f"/api/v1/artifact-versions/{raw['id']}/download")
     with zipfile.ZipFile(io.BytesIO(archive.content)) as opened:
-        assert "secret.txt" not in opened.namelist()
-        assert all(SECRET.encode() not in opened.read(n) for n in opened.namelist())
+        assert opened.namelist() and "secret.txt" not in opened.namelist()
 
 
 @pytest.mark.parametrize("how", ["copy", "symlink"])
-def test_a_recorded_uri_outside_the_store_is_not_served(
-    live: LiveServer, raw: dict[str, str], tmp_path: Path, how: str
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_recorded_uri_outside_the_store_is_never_opened(
+    live: LiveServer, raw: dict[str, str], tmp_path: Path, how: str, legacy: bool
 ) -> None:
     # An attacker with database access points a version at a folder outside the store
     # (a copy with a matching hash, or a link placed inside the store root).
     outside = tmp_path / "outside" / "copy"
     shutil.copytree(raw["uri"], outside)
+    (outside / "planted.txt").write_text(SECRET)
     uri = str(outside)
     if how == "symlink":
         link = Path(raw["uri"]).parent / "link"
         os.symlink(outside, link)
         uri = str(link)
+    values: dict[str, object] = {"uri": uri}
+    if legacy:  # as recorded before versions named their artifact store
+        values["artifact_store_id"] = None
     with live.app.state.store.write() as connection:
         connection.execute(
-            update(t.artifact_versions).where(t.artifact_versions.c.id == raw["id"]).values(uri=uri)
+            update(t.artifact_versions)
+            .where(t.artifact_versions.c.id == raw["id"])
+            .values(**values)
         )
-    for suffix in ("files", "download"):
+    for suffix in ("files", "download", "preview"):
         response = live.get(f"/api/v1/artifact-versions/{raw['id']}/{suffix}")
-        assert response.status_code == 409, response.text
-        assert response.json()["error"] == "ArtifactError"
+        assert SECRET not in response.text
+        if legacy:  # its uri is all that says where it is, and that is outside
+            assert response.status_code == 409, response.text
+            assert response.json()["error"] == "ForeignArtifactError"
+            assert str(tmp_path) not in response.text
+        else:  # the folder comes from the store and the hash; the uri is not opened
+            assert response.status_code == 200, response.text
+    if not legacy:
+        files = live.get(f"/api/v1/artifact-versions/{raw['id']}/files").json()
+        assert "planted.txt" not in [f["path"] for f in files]
 
 
 def test_an_unknown_version_is_not_found(live: LiveServer) -> None:

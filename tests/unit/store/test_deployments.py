@@ -29,7 +29,7 @@ def test_save_update_get_list(store: MetadataStore) -> None:
         config={"host": "127.0.0.1", "port": 8000},
         url="http://127.0.0.1:8000",
         pid=123,
-        log_path="/tmp/svc.log",
+        log_path="/srv/project/.mlzen/deployments/svc.log",
     )
     assert saved["status"] == "starting"
     assert saved["config"] == {"host": "127.0.0.1", "port": 8000}

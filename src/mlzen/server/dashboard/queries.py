@@ -404,10 +404,14 @@ def models_of_artifact(store: MetadataStore, artifact_version_id: str) -> list[d
 def visualization(
     store: MetadataStore, artifact_version_id: str, name: str
 ) -> dict[str, Any] | None:
-    """The recorded visualization ``name`` of an artifact version, if there is one."""
+    """The recorded visualization ``name`` of an artifact version, if there is one, with
+    the id of the artifact store its version was recorded in."""
     v = t.artifact_visualizations.c
-    query = select(v.name, v.kind, v.uri).where(
-        v.artifact_version_id == artifact_version_id, v.name == name
+    versions = t.artifact_versions.c
+    query = (
+        select(v.name, v.kind, v.uri, versions.artifact_store_id, versions.version)
+        .join(t.artifact_versions, versions.id == v.artifact_version_id)
+        .where(v.artifact_version_id == artifact_version_id, v.name == name)
     )
     rows = _all(store, query)
     return rows[0] if rows else None

@@ -382,7 +382,12 @@ def visualization_file(
     if row is None:
         return JSONResponse({"detail": f"No visualization '{name}'."}, status_code=404)
     try:
-        path = visualization_path(client.stack.artifact_store, row["uri"])
+        path = visualization_path(
+            client.stack.artifact_store,
+            row["uri"],
+            artifact_store_id=row["artifact_store_id"],
+            artifact=f"version {row['version']}",
+        )
     except MlzenError as exc:
         return JSONResponse({"detail": exc.message}, status_code=404)
     headers = {

@@ -145,7 +145,7 @@ def get_visualization(
     version = _version(client, version_id)
     for row in queries.visualizations_of(client.store, version.id):
         if row["name"] == name:
-            path = files.visualization_file(artifacts, row["uri"])
+            path = files.visualization_file(artifacts, version, row["uri"])
             return FileResponse(
                 path,
                 media_type=MEDIA_TYPES.get(row["kind"], "application/octet-stream"),
@@ -193,7 +193,7 @@ def list_artifact_files(
 ) -> list[StoredFile]:
     """The stored files of a version (paths relative to its folder)."""
     version = _version(client, version_id)
-    folder = files.artifact_folder(artifacts, version.uri, version.content_hash)
+    folder = files.artifact_folder(artifacts, version)
     return [StoredFile(path=p, size=s) for p, s in files.list_files(folder)]
 
 
@@ -207,8 +207,8 @@ def download_artifact_file(
 ) -> FileResponse:
     """One stored file of a version. Paths outside the version's folder are refused."""
     version = _version(client, version_id)
-    folder = files.artifact_folder(artifacts, version.uri, version.content_hash)
-    target = files.contained_file(folder, path, uri=version.uri)
+    folder = files.artifact_folder(artifacts, version)
+    target = files.contained_file(folder, path, uri=f"{version.name}:{version.version}")
     return FileResponse(
         target,
         media_type="application/octet-stream",
@@ -227,7 +227,7 @@ def download_artifact_version(
 ) -> StreamingResponse:
     """Every stored file of a version, as a zip named ``<name>-<version>.zip``."""
     version = _version(client, version_id)
-    folder = files.artifact_folder(artifacts, version.uri, version.content_hash)
+    folder = files.artifact_folder(artifacts, version)
     listed = files.list_files(folder)
     if sum(size for _, size in listed) > MAX_ZIP_BYTES:
         raise ArtifactError(
@@ -238,7 +238,10 @@ def download_artifact_version(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for relative, _size in listed:
-            archive.write(files.contained_file(folder, relative, uri=version.uri), relative)
+            archive.write(
+                files.contained_file(folder, relative, uri=f"{version.name}:{version.version}"),
+                relative,
+            )
     buffer.seek(0)
     filename = f"{version.name}-{version.version}.zip"
     return StreamingResponse(

@@ -1,4 +1,5 @@
-"""Trust boundary and data safety: artifact file manifests, hook failures, server sessions.
+"""Trust boundary and data safety: artifact file manifests and store ids, hook failures,
+server sessions.
 
 Revision ID: 0004
 Revises: 0003
@@ -21,6 +22,9 @@ ID = sa.String(32)
 def upgrade() -> None:
     # {relative path: size} of the files saved, so an existence check notices deleted files.
     op.add_column("artifact_versions", sa.Column("files", sa.JSON))
+    # The artifact store holding a version's files; readers check it is theirs.
+    op.add_column("artifact_versions", sa.Column("artifact_store_id", sa.String(32)))
+    op.create_index("ix_artifact_versions_store", "artifact_versions", ["artifact_store_id"])
     # What a step's success or failure hook raised; the step keeps its own status.
     op.add_column("step_runs", sa.Column("hook_error", sa.Text))
     op.create_table(
@@ -40,5 +44,7 @@ def downgrade() -> None:
     op.drop_table("server_sessions")
     with op.batch_alter_table("step_runs") as batch:
         batch.drop_column("hook_error")
+    op.drop_index("ix_artifact_versions_store", "artifact_versions")
     with op.batch_alter_table("artifact_versions") as batch:
+        batch.drop_column("artifact_store_id")
         batch.drop_column("files")

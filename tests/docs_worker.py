@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,11 @@ class Page:
     """One page's examples: a namespace for its Python, a terminal state for its shell."""
 
     def __init__(self) -> None:
-        self.namespace: dict[str, Any] = {"__name__": "__main__"}
+        # The examples' module is __main__, as a script's is: a run records its steps as
+        # __main__:name, and resuming it imports them from there.
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        self.namespace: dict[str, Any] = main.__dict__
         self.state = Path(tempfile.mkdtemp(prefix="mlzen-docs-shell-"))
         self.cwd = Path.cwd()
 

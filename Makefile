@@ -32,7 +32,7 @@ test: $(VENV)/.dev-installed
 ## docs: build the documentation site into site/; any warning (a broken link, a
 ## docstring mkdocstrings cannot read) fails the build
 docs: $(VENV)/.dev-installed
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## bench: print every benchmark figure next to its target
 bench: $(VENV)/.dev-installed

@@ -104,6 +104,9 @@ class Page:
 
 
 def main() -> None:
+    # As for `python -c` or a notebook: modules in the current folder import, this one's
+    # folder (tests/) is not on the path.
+    sys.path[0] = ""
     requests = os.fdopen(int(sys.argv[1]))
     replies = os.fdopen(int(sys.argv[2]), "w")
     page = Page()

@@ -9,9 +9,11 @@ install``). docs/contributing.md tells writers these rules.
 
 Each page runs in a fresh project folder (holding a copy of ``examples/``) through one
 worker process per pass (``tests/docs_worker.py``): the first pass, then a second in a
-new process over the same folder, so every example must be re-runnable. The ports the
-pages name are replaced with free ones, so that test sessions running at the same time
-never collide.
+new process over the same folder, so every Python example must be re-runnable. Console
+examples run in the first pass only: each command is a process of its own, and running
+them twice would double what the docs add to the suite's time. The ports the pages name
+are replaced with free ones, so that test sessions running at the same time never
+collide.
 """
 
 from __future__ import annotations
@@ -251,11 +253,15 @@ class FileBlockParser:
                 yield region
 
 
-def _parsers() -> list[Any]:
+def _first_pass_only(example: Example) -> None:
+    pytest.skip("console examples run in the first pass only (they cost a process each)")
+
+
+def _parsers(*, console: bool) -> list[Any]:
     return [
         SkipParser(),
         CodeBlockParser("python", _runner("python")),
-        CodeBlockParser("console", _runner("console")),
+        CodeBlockParser("console", _runner("console") if console else _first_pass_only),
         FileBlockParser(_runner("file")),
         CodeBlockParser("output", _check_output),
     ]
@@ -269,7 +275,7 @@ _OPTIONS: dict[str, Any] = {
     "teardown": _teardown,
 }
 
-first = Sybil(_parsers(), name="first-run", **_OPTIONS)
-second = Sybil(_parsers(), name="second-run", **_OPTIONS)
+first = Sybil(_parsers(console=True), name="first-run", **_OPTIONS)
+second = Sybil(_parsers(console=False), name="second-run", **_OPTIONS)
 #: The pytest hook (``conftest.py`` at the root of the repository uses it).
 pytest_collect_file = (first + second).pytest()

@@ -39,7 +39,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run.py
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/hooks
 	$(BIN)/ruff format --check src tests benchmarks examples docs/hooks
 	$(BIN)/mypy
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test docs bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,20 +21,27 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.demo-installed
 	cd examples/quickstart && ../../$(BIN)/python pipeline.py
 
-## test: install the dev tools and run lint, layer contracts and the whole test suite
+## test: install the dev tools and run lint, layer contracts, the docs build and the whole
+## test suite (which runs every example of README.md and docs/)
 test: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/hooks
 	$(BIN)/lint-imports
+	$(MAKE) docs
 	$(BIN)/pytest -q
+
+## docs: build the documentation site into site/; any warning (a broken link, a
+## docstring mkdocstrings cannot read) fails the build
+docs: $(VENV)/.dev-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## bench: print every benchmark figure next to its target
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run.py
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/hooks
+	$(BIN)/ruff format --check src tests benchmarks examples docs/hooks
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) examples/quickstart/.mlzen
+	rm -rf $(VENV) site examples/quickstart/.mlzen

@@ -1,5 +1,7 @@
-"""The end-to-end example runs twice (promoting and serving only the better model), and
-its notebook runs against those two runs, so neither can rot."""
+"""The examples run: the quick-start pipeline (what `make demo` runs), and the end-to-end
+example twice (promoting and serving only the better model) with its notebook against
+those two runs, so none of them can rot. (README.md's and docs/' examples: see
+tests/docs_examples.py.)"""
 
 from __future__ import annotations
 
@@ -92,3 +94,19 @@ def test_end_to_end_example_and_its_notebook(project: Path, two_runs: tuple[str,
     assert "logisticregression__C" in outputs  # the hyper-parameter diff of the models
     assert "('preview', 'html')" in outputs
     assert "production" in outputs
+
+
+def test_quickstart_example_runs(project: Path) -> None:
+    example = Path(__file__).parents[1] / "examples" / "quickstart" / "pipeline.py"
+    env = {**os.environ, "MLZEN_PROJECT_ROOT": str(project), "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout
+    assert "metrics: {'accuracy':" in result.stdout

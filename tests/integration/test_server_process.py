@@ -86,3 +86,39 @@ def test_background_server_serves_runs_and_stops(project: Path) -> None:
         psutil.STATUS_ZOMBIE
     )
     assert "No background server" in mlzen("server", "status", project=project).stdout
+
+
+def test_users_and_keys_manage_the_store_the_background_server_serves(project: Path) -> None:
+    """A server started over another store than the project's: `users` and `keys` without
+    --store-url manage that store while it runs, so a key made here works there."""
+    port = free_port()
+    team = project / "team.db"
+    started = mlzen(
+        "server", "up", "--port", str(port), "--store-url", f"sqlite:///{team}", "--background",
+        project=project,
+    )  # fmt: skip
+    pid_file = project / ".mlzen" / "server.json"
+    record = json.loads(pid_file.read_text()) if pid_file.exists() else None
+    try:
+        assert started.returncode == 0, started.stderr
+        assert pid_file.stat().st_mode & 0o777 == 0o600  # the store URL may hold a password
+        created = mlzen(
+            "server", "users", "create", "ann", "--role", "editor", "--password", "ann-password",
+            project=project,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        key = mlzen("server", "keys", "create", "--user", "ann", project=project).stdout.strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        me = httpx.get(f"http://127.0.0.1:{port}/api/v1/auth/me", headers=headers)
+        assert me.status_code == 200 and me.json()["name"] == "ann"
+        listed = mlzen("server", "users", "list", "--json", project=project)
+        assert [u["name"] for u in json.loads(listed.stdout)] == ["ann"]
+        status = mlzen("server", "status", "--json", project=project).stdout
+        assert "store_url" not in json.loads(status) and str(team) not in status
+    finally:
+        mlzen("server", "down", project=project)
+        if record is not None and psutil.pid_exists(record["pid"]):
+            os.kill(record["pid"], signal.SIGKILL)
+    # Once it is down, they manage the active stack's store again (where ann is not).
+    listed = mlzen("server", "users", "list", "--json", project=project)
+    assert json.loads(listed.stdout) == []

@@ -151,6 +151,27 @@ def test_cached_steps_link_the_outputs_they_reuse() -> None:
     assert new.get_artifact("model").id == first.steps["train"].outputs["model"].id
 
 
+def test_cached_steps_carry_the_model_metadata_they_logged() -> None:
+    training(C=2.0)
+    training(C=2.0)  # fully cached: train does not run, yet version 2 knows its accuracy
+    training(C=2.0)  # a hit on a cached step run carries it on too
+    client = Client()
+    accuracies = [client.get_model_version("churn", n).metadata for n in (1, 2, 3)]
+    assert accuracies == [{"accuracy": 0.7}] * 3
+    # Only what the reused step logged: a version's own later metadata stays its own.
+    client.add_metadata("model_version", client.get_model_version("churn", 3).id, {"note": "x"})
+    training(C=2.0)
+    assert client.get_model_version("churn", 4).metadata == {"accuracy": 0.7}
+
+
+def test_deleting_a_run_keeps_the_metadata_of_its_model_version() -> None:
+    training(C=2.0)
+    cached = training(C=2.0)
+    client = Client()
+    client.store.delete_run(cached.id)
+    assert client.get_model_version("churn", 2).metadata == {"accuracy": 0.7}
+
+
 fail_switch = {"on": True}
 
 

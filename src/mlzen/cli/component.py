@@ -107,7 +107,16 @@ def register(ctx: click.Context, kind: str, name: str, flavor_name: str, replace
 
     flavor = plugins.flavor(kind, flavor_name)
     config = parse_config(flavor, ctx.args)
-    register_component(kind, name, flavor_name, config, replace=replace)
+    try:
+        register_component(kind, name, flavor_name, config, replace=replace)
+    except ConfigError as exc:
+        if not exc.fields.get("already_registered"):
+            raise
+        raise ConfigError(
+            f"A {kind} component named '{name}' is already registered. Pick another name, or "
+            "add --replace to overwrite it.",
+            **exc.fields,
+        ) from None
     click.echo(f"Registered {kind} '{name}' (flavor {flavor_name}).")
 
 

@@ -1,7 +1,9 @@
 """``mlzen server``: run the team server (up, down, status) and manage its users and keys.
 
-A server started with ``--background`` runs detached; its pid, URL and log file are
-recorded in ``.mlzen/server.json``, which ``down`` and ``status`` read.
+A server started with ``--background`` runs detached; its pid, URL, log file and the
+store it serves are recorded in ``.mlzen/server.json`` (mode 0600: a store URL may hold a
+password), which ``down`` and ``status`` read, and which ``users`` and ``keys`` read to
+manage that server's store while it runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ store_url_option = click.option(
     "--store-url",
     envvar="MLZEN_SERVER_STORE_URL",
     help="The metadata store to serve (default: the active stack's).",
+)
+managed_store_option = click.option(
+    "--store-url",
+    envvar="MLZEN_SERVER_STORE_URL",
+    help="The server's metadata store (default: that of the background server started "
+    "here while it runs, else the active stack's).",
 )
 
 
@@ -131,7 +139,9 @@ def _start_background(
             start_new_session=True,
         )
     record = {"pid": process.pid, "url": url, "host": host, "port": port, "log": str(log_path)}
-    (project_dir / PID_FILE).write_text(json.dumps(record))
+    if store_url:
+        record["store_url"] = store_url
+    _write_pid_file(project_dir / PID_FILE, record)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -152,6 +162,13 @@ def _start_background(
         f"Look at its log ({log_path}); stop it with 'mlzen server down'.",
         pid=process.pid,
     )
+
+
+def _write_pid_file(path: Path, record: dict[str, Any]) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT
+        file.write(json.dumps(record))
 
 
 @server.command(epilog="Example: mlzen server down")
@@ -184,7 +201,7 @@ def status(as_json: bool) -> None:
     record = _read_pid_file()
     state: dict[str, Any] = {"running": False, "healthy": False}
     if record is not None:
-        state.update(record)
+        state.update({k: v for k, v in record.items() if k != "store_url"})
         state["running"] = _is_our_server(int(record["pid"]))
         state["healthy"] = state["running"] and _health(record["url"])
     if as_json:
@@ -203,8 +220,15 @@ def status(as_json: bool) -> None:
 
 
 def _store(store_url: str | None) -> Any:
+    """The store to manage: ``store_url``, else that of the background server started
+    here while it runs (it may serve another store than the active stack's), else the
+    active stack's."""
     from mlzen.server.app import server_stack
 
+    if store_url is None:
+        running = _read_pid_file()
+        if running and running.get("store_url") and _is_our_server(int(running["pid"])):
+            store_url = running["store_url"]
     return server_stack(store_url)[1].metadata_store
 
 
@@ -229,7 +253,7 @@ def users() -> None:
     envvar="MLZEN_NEW_USER_PASSWORD",
     help="Asked for when not given (or from MLZEN_NEW_USER_PASSWORD).",
 )
-@store_url_option
+@managed_store_option
 def create_user(name: str, role: str, password: str, store_url: str | None) -> None:
     """Create a user who logs in to the dashboard with NAME and a password."""
     from mlzen.server.auth import create_user as create
@@ -242,7 +266,7 @@ def create_user(name: str, role: str, password: str, store_url: str | None) -> N
 
 
 @users.command("list")
-@store_url_option
+@managed_store_option
 @json_option
 def list_users(store_url: str | None, as_json: bool) -> None:
     """List users and their roles."""
@@ -262,7 +286,7 @@ def list_users(store_url: str | None, as_json: bool) -> None:
 @users.command("delete", epilog="Example: mlzen server users delete alice --yes")
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@store_url_option
+@managed_store_option
 def delete_user(name: str, yes: bool, store_url: str | None) -> None:
     """Delete a user and every API key of theirs."""
     from mlzen.store import users as rows
@@ -283,7 +307,7 @@ def keys() -> None:
 @keys.command("create", epilog="Example: mlzen server keys create --user alice --name laptop")
 @click.option("--user", "user_name", required=True, help="Whose key it is.")
 @click.option("--name", default="default", show_default=True, help="What the key is for.")
-@store_url_option
+@managed_store_option
 def create_key(user_name: str, name: str, store_url: str | None) -> None:
     """Create an API key. It is printed once, here, and never stored in plain text."""
     from mlzen.server.auth import PREFIX_LENGTH, create_api_key
@@ -299,7 +323,7 @@ def create_key(user_name: str, name: str, store_url: str | None) -> None:
 
 @keys.command("list")
 @click.option("--user", "user_name", help="Only this user's keys.")
-@store_url_option
+@managed_store_option
 @json_option
 def list_keys(user_name: str | None, store_url: str | None, as_json: bool) -> None:
     """List API keys by prefix (the keys themselves are not stored)."""
@@ -328,7 +352,7 @@ def list_keys(user_name: str | None, store_url: str | None, as_json: bool) -> No
 
 @keys.command("revoke", epilog="Example: mlzen server keys revoke mlzen_AbC123xy")
 @click.argument("prefix")
-@store_url_option
+@managed_store_option
 def revoke_key(prefix: str, store_url: str | None) -> None:
     """Revoke the API key whose prefix is PREFIX; it stops working at once."""
     from mlzen.store import users as rows

@@ -41,19 +41,29 @@ def register(
 
     'local' names the built-in component of a kind; -m and -d default to it.
     """
+    from mlzen.errors import ConfigError
     from mlzen.stack_registry import register_stack, set_active_stack
 
-    register_stack(
-        name,
-        {
-            "orchestrator": orchestrator,
-            "artifact_store": artifact_store,
-            "metadata_store": metadata_store,
-            "model_deployer": model_deployer,
-            "experiment_tracker": experiment_tracker,
-        },
-        replace=replace,
-    )
+    try:
+        register_stack(
+            name,
+            {
+                "orchestrator": orchestrator,
+                "artifact_store": artifact_store,
+                "metadata_store": metadata_store,
+                "model_deployer": model_deployer,
+                "experiment_tracker": experiment_tracker,
+            },
+            replace=replace,
+        )
+    except ConfigError as exc:
+        if not exc.fields.get("already_registered"):
+            raise
+        raise ConfigError(
+            f"A stack named '{name}' is already registered. Pick another name, or add "
+            "--replace to overwrite it.",
+            **exc.fields,
+        ) from None
     click.echo(f"Registered stack '{name}'.")
     if activate:
         set_active_stack(name)

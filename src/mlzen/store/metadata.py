@@ -44,6 +44,9 @@ from mlzen.store.validation import check_output
 HEAD_REVISION = "0004"
 RUNNING = "running"
 FINISHED_STATUSES = ("completed", "cached")
+#: ``run_metadata.entity_type`` of what a step run logged on its model version (keyed by
+#: the step run), so that a cache hit of that step can record it on its own version.
+STEP_MODEL_METADATA = "step_model"
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -399,7 +402,9 @@ class MetadataStore:
         """Record a step run with its input edges (and output edges, for a cache hit).
 
         With ``model_version_id``, a cache hit's outputs are linked to that model version
-        in the same transaction.
+        in the same transaction, and the metadata the step run it reuses logged on its
+        model version (``log_metadata(..., model=True)``) is recorded on this one: the
+        outputs are the same, so is what the step said about them.
         """
         check_name("step", step_id)
         check_name("step", step_name)
@@ -438,6 +443,10 @@ class MetadataStore:
                         connection.execute(insert(t.step_run_artifacts), edges)
                     if model_version_id is not None and outputs:
                         self._link_to_model(connection, model_version_id, outputs, step_run_id, now)
+                    if model_version_id is not None and cached_from_id is not None:
+                        self._carry_model_metadata(
+                            connection, cached_from_id, step_run_id, model_version_id, now
+                        )
                 break
             except IntegrityError:
                 # Only a model link can collide: another step of the same model version
@@ -527,10 +536,11 @@ class MetadataStore:
                             ]
                     if model_version_id is not None:
                         self._link_to_model(connection, model_version_id, created, step_run_id, now)
-                        rows += [
-                            ("model_version", model_version_id, k, v)
-                            for k, v in (model_metadata or {}).items()
-                        ]
+                        for k, v in (model_metadata or {}).items():
+                            rows += [
+                                ("model_version", model_version_id, k, v),
+                                (STEP_MODEL_METADATA, step_run_id, k, v),
+                            ]
                     self._insert_metadata(connection, rows, now)
                     connection.execute(
                         update(t.step_runs)
@@ -598,6 +608,36 @@ class MetadataStore:
             )
         )
         return version_id
+
+    @staticmethod
+    def _carry_model_metadata(
+        connection: Connection,
+        cached_from_id: str,
+        step_run_id: str,
+        model_version_id: str,
+        now: datetime,
+    ) -> None:
+        """Record on ``model_version_id`` (and as logged by the cache hit ``step_run_id``,
+        so that a hit on this hit carries it on too) the model metadata that the step run
+        ``cached_from_id`` logged."""
+        m = t.run_metadata.c
+        logged = connection.execute(
+            select(m.key, m.value)
+            .where(m.entity_type == STEP_MODEL_METADATA, m.entity_id == cached_from_id)
+            .order_by(m.id)
+        ).all()
+        if logged:
+            connection.execute(
+                insert(t.run_metadata),
+                [
+                    {"entity_type": e, "entity_id": i, "key": k, "value": v, "created_at": now}
+                    for k, v in logged
+                    for e, i in (
+                        ("model_version", model_version_id),
+                        (STEP_MODEL_METADATA, step_run_id),
+                    )
+                ],
+            )
 
     @staticmethod
     def _link_to_model(
@@ -709,7 +749,7 @@ class MetadataStore:
                     or_(
                         (t.run_metadata.c.entity_type == "pipeline_run")
                         & (t.run_metadata.c.entity_id == run_id),
-                        (t.run_metadata.c.entity_type == "step_run")
+                        t.run_metadata.c.entity_type.in_(("step_run", STEP_MODEL_METADATA))
                         & t.run_metadata.c.entity_id.in_(step_run_ids),
                         (t.run_metadata.c.entity_type == "artifact_version")
                         & t.run_metadata.c.entity_id.in_(orphaned),

@@ -64,9 +64,10 @@ def save_component(
 def _exists_error(kind: str, name: str) -> ConfigError:
     return ConfigError(
         f"A {kind} component named '{name}' is already registered. Pick another name, or "
-        "add --replace to overwrite it.",
+        "pass replace=True to overwrite it.",
         kind=kind,
         component=name,
+        already_registered=True,
     )
 
 
@@ -156,9 +157,10 @@ def save_stack(
 
 def _stack_exists_error(name: str) -> ConfigError:
     return ConfigError(
-        f"A stack named '{name}' is already registered. Pick another name, or add --replace "
-        "to overwrite it.",
+        f"A stack named '{name}' is already registered. Pick another name, or pass "
+        "replace=True to overwrite it.",
         stack=name,
+        already_registered=True,
     )
 
 

@@ -126,8 +126,9 @@ def test_component_register_other_errors(project: Path) -> None:
                             "--url", "nope://u:hunter2@h/db")  # fmt: skip
     assert "hunter2" not in err
     ok("component", "register", "orchestrator", "o", "--flavor", "local")
-    fails("component", "register", "orchestrator", "o", "--flavor", "local",
-          culprit="'o' is already registered")  # fmt: skip
+    err = fails("component", "register", "orchestrator", "o", "--flavor", "local",
+                culprit="'o' is already registered")  # fmt: skip
+    assert "add --replace to overwrite it" in err and "replace=True" not in err
     ok("component", "register", "orchestrator", "o", "--flavor", "local", "--max_workers", "1",
        "--replace")  # fmt: skip
 
@@ -171,8 +172,9 @@ def test_stack_register_list_describe_set_delete(project: Path) -> None:
     fails("stack", "register", "bad", "-o", "ray", "-a", "local",
           culprit="No orchestrator component named 'ray'")  # fmt: skip
     fails("stack", "register", "bad", "-o", "local", culprit="-a")
-    fails("stack", "register", "other", "-o", "local", "-a", "local",
-          culprit="stack named 'other' is already registered")  # fmt: skip
+    err = fails("stack", "register", "other", "-o", "local", "-a", "local",
+                culprit="stack named 'other' is already registered")  # fmt: skip
+    assert "add --replace to overwrite it" in err and "replace=True" not in err
 
     table = ok("stack", "list")
     lines = {line.lstrip("* ").split()[0]: line for line in table.splitlines()[1:]}

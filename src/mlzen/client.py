@@ -69,6 +69,8 @@ class ArtifactVersion:
         self.size: int = row["size"]
         self.created_at: datetime = row["created_at"]
         self.producer_step_run_id: str | None = row["producer_step_run_id"]
+        #: Relative path → size of its files as saved; ``None`` if not recorded.
+        self.files: dict[str, int] | None = row.get("files")
         self._extracted: dict[str, Any] = row["metadata"]
 
     @property

@@ -205,11 +205,13 @@ def explain_step(client: Any, run_ref: str, step_id: str) -> CacheExplanation:
                 "not finished when this one started, so there were no outputs to reuse yet."
             )
             return explanation
+        from mlzen.runtime.caching import output_available
+
         artifact_store = client.stack.artifact_store
         explanation.missing_outputs = [
             name
             for name, version in earlier.outputs.items()
-            if not artifact_store.exists(version.uri)
+            if not output_available(artifact_store, version.uri, version.files)
         ]
         explanation.reason = OUTPUTS_MISSING
         still = ", ".join(explanation.missing_outputs)

@@ -31,7 +31,7 @@ from mlzen.artifacts.store import ArtifactStore
 from mlzen.artifacts.visualization import save_visualizations
 from mlzen.errors import MlzenError, StepExecutionError
 from mlzen.model import ModelVersionInfo
-from mlzen.runtime.caching import cache_key, cache_key_parts
+from mlzen.runtime.caching import cache_key, cache_key_parts, output_available
 from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
 from mlzen.runtime.fingerprint import code_fingerprint, source_of
 from mlzen.runtime.logs import capture_logs
@@ -284,7 +284,8 @@ def _reusable(
     wanted = set(launch.step.output_names)
     for hit in candidates:
         if set(hit["outputs"]) == wanted and all(
-            artifacts.exists(row["uri"]) for row in hit["outputs"].values()
+            output_available(artifacts, row["uri"], row.get("files"))
+            for row in hit["outputs"].values()
         ):
             return {"id": hit["id"], "outputs": {n: r["id"] for n, r in hit["outputs"].items()}}
     return None
@@ -323,6 +324,7 @@ def _save_outputs(
                 data_type=saved.data_type,
                 size=saved.size,
                 metadata=saved.metadata,
+                files=saved.files,
                 visualizations=(
                     _visualize(spec.id, output.name, item, saved, artifacts)
                     if spec.settings.get("visualizations", True)

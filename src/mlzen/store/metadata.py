@@ -76,6 +76,8 @@ class OutputRecord:
     metadata: Mapping[str, Any]
     #: ``(name, kind, uri)`` of each visualization published beside the artifact.
     visualizations: Sequence[tuple[str, str, str]] = ()
+    #: Relative path → size of each of its files; ``None`` if not known.
+    files: Mapping[str, int] | None = None
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -550,6 +552,7 @@ class MetadataStore:
                 data_type=output.data_type,
                 size=output.size,
                 metadata=dict(output.metadata),
+                files=dict(output.files) if output.files is not None else None,
                 producer_step_run_id=step_run_id,
                 created_at=now,
             )

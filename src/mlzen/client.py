@@ -294,7 +294,15 @@ class Client:
         from mlzen.store.metadata import new_id, utcnow
 
         self.stack.validate()
+        from mlzen.parameters import check_sizes
         from mlzen.store.models import check_references
+
+        # Parameters are stored with the run and each step run: big data is an artifact.
+        check_sizes(
+            [(f"Pipeline '{spec.name}'", spec.parameters)]
+            + [(f"Step '{step_id}'", s.parameters) for step_id, s in spec.steps.items()],
+            self.stack.settings.max_parameter_bytes,
+        )
 
         # Fail before the run starts if it names a model version that does not exist.
         check_references(self.store, [s.model for s in spec.steps.values()])

@@ -24,8 +24,10 @@ from mlzen.errors import (
     UnknownInputError,
 )
 from mlzen.model import Model
+from mlzen.parameters import check_config_value, check_json_parameter, signature_hints
 from mlzen.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
-from mlzen.steps import Step, active_tracer, after_list, check_json_parameter
+from mlzen.steps import Step, active_tracer, after_list
+from mlzen.yaml_files import read_yaml
 
 if TYPE_CHECKING:
     from mlzen.client import PipelineRun
@@ -245,20 +247,13 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         """Read and check a YAML run configuration file."""
-        import yaml
-
         file = Path(path)
         if not file.is_file():
             raise ConfigError(
                 f"Run configuration '{file}' does not exist. Check the path passed as config_path.",
                 path=str(file),
             )
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"Run configuration '{file}' is not valid YAML: {exc}", path=str(file)
-            ) from exc
+        data = read_yaml(file, what=f"Run configuration '{file}'", fix="Fix the file.") or {}
         return cls.from_dict(data, source=str(file))
 
     @classmethod
@@ -638,7 +633,15 @@ class Pipeline:
                 f"is {self.name}{self._signature}.",
                 pipeline_name=self.name,
             ) from None
-        parameters = {**config.parameters, **bound.arguments}
+        hints = signature_hints(self.func)
+        from_config = {}
+        for name, value in config.parameters.items():
+            # Checked like `mlzen run -p` checks its values, before anything runs.
+            check_json_parameter(self.name, name, value, kind="Pipeline")
+            from_config[name] = check_config_value(
+                f"Pipeline '{self.name}'", name, hints.get(name, Any), value
+            )
+        parameters = {**from_config, **bound.arguments}
         for name, param in self._signature.parameters.items():
             if name not in parameters:
                 if param.default is inspect.Parameter.empty:
@@ -652,15 +655,10 @@ class Pipeline:
         parameters = {name: parameters[name] for name in self._signature.parameters}
         for name, value in parameters.items():
             try:
-                check_json_parameter(self.name, name, value)
-            except ParameterError:
+                check_json_parameter(self.name, name, value, kind="Pipeline")
+            except ParameterError as exc:
                 raise ParameterError(
-                    f"Pipeline '{self.name}' parameter '{name}' got a "
-                    f"{type(value).__name__}, which is not JSON-serialisable, so it cannot be "
-                    "recorded with the run. Pass JSON values (numbers, strings, lists, "
-                    "dicts), or load the value inside a step.",
-                    pipeline_name=self.name,
-                    argument=name,
+                    exc.message, **{**exc.fields, "pipeline_name": self.name}
                 ) from None
         return parameters
 
@@ -706,7 +704,9 @@ class Pipeline:
                         argument=name,
                     )
                 check_json_parameter(step_id, name, value)
-                step_spec.parameters[name] = value
+                step_spec.parameters[name] = check_config_value(
+                    f"Step '{step_id}'", name, step.signature.annotations.get(name, Any), value
+                )
             if overrides.enable_cache is not None:
                 step_spec.enable_cache = overrides.enable_cache
             if overrides.retries is not None:

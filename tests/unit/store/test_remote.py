@@ -92,6 +92,7 @@ def test_iterables_and_dataclasses_become_lists_and_dicts() -> None:
             "size": 3,
             "metadata": {"k": 1},
             "visualizations": [],
+            "files": None,
         },
     }
 

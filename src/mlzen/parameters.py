@@ -96,7 +96,9 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
         if depth > limit:
             return True
         children = item.values() if isinstance(item, dict) else item
-        pending.extend((child, depth + 1) for child in children if isinstance(child, nested))
+        # The types are collected at C speed: a long list of numbers costs no Python loop.
+        if any(issubclass(kind, nested) for kind in set(map(type, children))):
+            pending.extend((child, depth + 1) for child in children if isinstance(child, nested))
     return False
 
 
@@ -222,9 +224,12 @@ def check_sizes(
         ParameterError: names the parameter, its size and the limit, and says to pass
             the data as an artifact.
     """
+    sizes: dict[int, int] = {}  # a pipeline parameter passed on to a step: measured once
     for owner, parameters in parameters_by_owner:
         for argument, value in parameters.items():
-            size = len(json.dumps(value, allow_nan=True).encode())
+            size = sizes.get(id(value))
+            if size is None:
+                size = sizes[id(value)] = len(json.dumps(value, allow_nan=True).encode())
             if size > max_bytes:
                 raise ParameterError(
                     f"{owner} argument '{argument}' is {size:,} bytes of JSON, more than "

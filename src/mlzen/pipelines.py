@@ -507,13 +507,27 @@ class PipelineBuilder:
 
 
 def _holds_invocation(value: Any) -> bool:
-    """True for a step call result (other than one output) or a container holding one."""
-    if isinstance(value, StepInvocation):
-        return True
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_invocation(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_invocation(v) for v in (*value.keys(), *value.values()))
+    """True for a step call result (other than one output) or a container holding one.
+
+    Iterative, and it looks at each container's element types at C speed, so neither a
+    value nested thousands deep nor a list of millions of numbers is a problem here.
+    """
+    containers = list | tuple | set | frozenset | dict
+    pending, seen = [value], set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, StepInvocation):
+            return True
+        if not isinstance(item, containers) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        groups = (item.keys(), item.values()) if isinstance(item, dict) else (item,)
+        for group in groups:
+            kinds = set(map(type, group))
+            if any(issubclass(kind, StepInvocation) for kind in kinds):
+                return True
+            if any(issubclass(kind, containers) for kind in kinds):
+                pending.extend(v for v in group if isinstance(v, containers))
     return False
 
 

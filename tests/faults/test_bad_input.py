@@ -114,6 +114,19 @@ def test_a_parameter_nested_thousands_deep_is_a_parameter_error() -> None:
     assert f"deeper than {MAX_DEPTH} levels" in str(info.value)
 
 
+def test_a_deep_literal_given_to_a_step_in_the_body_is_a_parameter_error() -> None:
+    from tests.faults.pipelines_for_bad_input import keep
+
+    @pipeline
+    def literal():
+        keep(blob=nested(5000))
+
+    with pytest.raises(ParameterError) as info:
+        literal.build()
+
+    assert info.value.step_name == "keep" and info.value.argument == "blob"
+
+
 def test_a_deep_parameter_in_a_run_config_is_a_parameter_error(project: Path) -> None:
     config = project / "deep.yaml"
     config.write_text("parameters:\n  blob: " + json.dumps(nested(MAX_DEPTH + 1)) + "\n")

@@ -59,7 +59,10 @@ def run_with_memory_cap(*args: str, cwd: Path, cap: int = 1 << 30) -> subprocess
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([*sys.path, str(Path(__file__).parents[2])]),
+        },
         capture_output=True,
         text=True,
         timeout=240,
@@ -84,7 +87,11 @@ def test_a_yaml_bomb_run_config_is_refused_before_it_grows(project: Path) -> Non
 
 
 def test_a_yaml_bomb_in_the_project_settings_is_refused(project: Path) -> None:
-    (project / ".mlzen" / "config.yaml").write_text(YAML_BOMB.replace("parameters:", "x:"))
+    # All inside a known setting, whose error message would once print it.
+    levels = ["&a [" + ",".join(['"lol"'] * 9) + "]"]
+    for level, previous in zip("bcdefgh", "abcdefg", strict=True):
+        levels.append(f"&{level} [" + ",".join([f"*{previous}"] * 9) + "]")
+    (project / ".mlzen" / "config.yaml").write_text("stack: [" + ", ".join(levels) + "]\n")
 
     done = run_with_memory_cap("status", cwd=project)
 

@@ -81,6 +81,8 @@ class ArtifactVersion:
         #: The artifact store holding the files; ``None`` for versions saved before
         #: stores had ids (read only when ``uri`` lies in the stack's artifact store).
         self.artifact_store_id: str | None = row.get("artifact_store_id")
+        #: Relative path → size of its files as saved; ``None`` if not recorded.
+        self.files: dict[str, int] | None = row.get("files")
         self._extracted: dict[str, Any] = row["metadata"]
 
     @property
@@ -338,7 +340,15 @@ class Client:
         self.stack.validate()
         # Outputs record the artifact store they are saved in; give it its id first.
         self.stack.claim_artifact_store()
+        from mlzen.parameters import check_sizes
         from mlzen.store.models import check_references
+
+        # Parameters are stored with the run and each step run: big data is an artifact.
+        check_sizes(
+            [(f"Pipeline '{spec.name}'", spec.parameters)]
+            + [(f"Step '{step_id}'", s.parameters) for step_id, s in spec.steps.items()],
+            self.stack.settings.max_parameter_bytes,
+        )
 
         # Fail before the run starts if it names a model version that does not exist.
         check_references(self.store, [s.model for s in spec.steps.values()])

@@ -22,6 +22,8 @@ setting                    environment variable             default
 ``api_key``                ``MLZEN_API_KEY``                the key for ``server_url``; only in
                                                             the environment or the credentials
                                                             file ``mlzen login`` writes
+``max_parameter_bytes``    ``MLZEN_MAX_PARAMETER_BYTES``    ``1048576``: the largest parameter
+                                                            (as JSON) a run accepts
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
@@ -39,6 +41,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mlzen.errors import ConfigError
+from mlzen.yaml_files import read_yaml
 
 PROJECT_DIR_NAME = ".mlzen"
 CREDENTIALS_FILE = "credentials.yaml"
@@ -60,6 +63,7 @@ class Settings:
     stack: str = ""
     server_url: str = ""
     api_key: str = dataclasses.field(default="", repr=False)
+    max_parameter_bytes: int = 1024 * 1024
 
     @property
     def project_dir(self) -> Path:
@@ -80,15 +84,7 @@ def _read_project_file(root: Path, name: str = "config.yaml") -> dict[str, objec
     path = root / PROJECT_DIR_NAME / name
     if not path.is_file():
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{path} is not valid YAML: {exc}. Fix the file or remove it.",
-            path=str(path),
-        ) from exc
+    data = read_yaml(path, what=str(path), fix="Fix the file or remove it.") or {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path} must hold a mapping of settings, not {type(data).__name__}. "
@@ -176,6 +172,7 @@ def load_settings(**overrides: object) -> Settings:
         ("heartbeat_interval", 0, True),
         ("lease_seconds", 0, True),
         ("max_workers", 0, False),
+        ("max_parameter_bytes", 0, True),
     ):
         value = values.get(name)
         if value is not None and (value <= minimum if strict else value < minimum):  # type: ignore[operator]

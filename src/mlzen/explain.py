@@ -205,6 +205,7 @@ def explain_step(client: Any, run_ref: str, step_id: str) -> CacheExplanation:
                 "not finished when this one started, so there were no outputs to reuse yet."
             )
             return explanation
+
         artifact_store = client.stack.artifact_store
         explanation.missing_outputs = [
             name
@@ -415,8 +416,9 @@ def _producers(client: Any, step: Any) -> dict[str, str]:
 def _stored_here(artifact_store: Any, version: Any) -> bool:
     """Whether a version's files are in the stack's artifact store (a cache hit needs it)."""
     from mlzen.artifacts.identity import ForeignArtifactError
+    from mlzen.runtime.caching import output_available
 
     try:
-        return bool(artifact_store.exists(version.folder_uri()))
+        return output_available(artifact_store, version.folder_uri(), version.files)
     except ForeignArtifactError:
         return False

@@ -25,8 +25,10 @@ from mlzen.errors import (
 )
 from mlzen.model import Model
 from mlzen.names import check_name, name_problem
+from mlzen.parameters import check_config_value, check_json_parameter, signature_hints
 from mlzen.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
-from mlzen.steps import Step, active_tracer, after_list, check_json_parameter
+from mlzen.steps import Step, active_tracer, after_list
+from mlzen.yaml_files import read_yaml
 
 if TYPE_CHECKING:
     from mlzen.client import PipelineRun
@@ -246,20 +248,13 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         """Read and check a YAML run configuration file."""
-        import yaml
-
         file = Path(path)
         if not file.is_file():
             raise ConfigError(
                 f"Run configuration '{file}' does not exist. Check the path passed as config_path.",
                 path=str(file),
             )
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"Run configuration '{file}' is not valid YAML: {exc}", path=str(file)
-            ) from exc
+        data = read_yaml(file, what=f"Run configuration '{file}'", fix="Fix the file.") or {}
         return cls.from_dict(data, source=str(file))
 
     @classmethod
@@ -522,13 +517,27 @@ class PipelineBuilder:
 
 
 def _holds_invocation(value: Any) -> bool:
-    """True for a step call result (other than one output) or a container holding one."""
-    if isinstance(value, StepInvocation):
-        return True
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_invocation(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_invocation(v) for v in (*value.keys(), *value.values()))
+    """True for a step call result (other than one output) or a container holding one.
+
+    Iterative, and it looks at each container's element types at C speed, so neither a
+    value nested thousands deep nor a list of millions of numbers is a problem here.
+    """
+    containers = list | tuple | set | frozenset | dict
+    pending, seen = [value], set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, StepInvocation):
+            return True
+        if not isinstance(item, containers) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        groups = (item.keys(), item.values()) if isinstance(item, dict) else (item,)
+        for group in groups:
+            kinds = set(map(type, group))
+            if any(issubclass(kind, StepInvocation) for kind in kinds):
+                return True
+            if any(issubclass(kind, containers) for kind in kinds):
+                pending.extend(v for v in group if isinstance(v, containers))
     return False
 
 
@@ -648,7 +657,15 @@ class Pipeline:
                 f"is {self.name}{self._signature}.",
                 pipeline_name=self.name,
             ) from None
-        parameters = {**config.parameters, **bound.arguments}
+        hints = signature_hints(self.func)
+        from_config = {}
+        for name, value in config.parameters.items():
+            # Checked like `mlzen run -p` checks its values, before anything runs.
+            check_json_parameter(self.name, name, value, kind="Pipeline")
+            from_config[name] = check_config_value(
+                f"Pipeline '{self.name}'", name, hints.get(name, Any), value
+            )
+        parameters = {**from_config, **bound.arguments}
         for name, param in self._signature.parameters.items():
             if name not in parameters:
                 if param.default is inspect.Parameter.empty:
@@ -662,15 +679,10 @@ class Pipeline:
         parameters = {name: parameters[name] for name in self._signature.parameters}
         for name, value in parameters.items():
             try:
-                check_json_parameter(self.name, name, value)
-            except ParameterError:
+                check_json_parameter(self.name, name, value, kind="Pipeline")
+            except ParameterError as exc:
                 raise ParameterError(
-                    f"Pipeline '{self.name}' parameter '{name}' got a "
-                    f"{type(value).__name__}, which is not JSON-serialisable, so it cannot be "
-                    "recorded with the run. Pass JSON values (numbers, strings, lists, "
-                    "dicts), or load the value inside a step.",
-                    pipeline_name=self.name,
-                    argument=name,
+                    exc.message, **{**exc.fields, "pipeline_name": self.name}
                 ) from None
         return parameters
 
@@ -716,7 +728,9 @@ class Pipeline:
                         argument=name,
                     )
                 check_json_parameter(step_id, name, value)
-                step_spec.parameters[name] = value
+                step_spec.parameters[name] = check_config_value(
+                    f"Step '{step_id}'", name, step.signature.annotations.get(name, Any), value
+                )
             if overrides.enable_cache is not None:
                 step_spec.enable_cache = overrides.enable_cache
             if overrides.retries is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import sys
 import typing
 from collections.abc import Callable
@@ -175,23 +174,6 @@ def _check_output_name(step_name: str, name: str) -> None:
             step_name=step_name,
             argument=name,
         )
-
-
-def check_json_parameter(step_name: str, argument: str, value: Any) -> None:
-    """Raise ``ParameterError`` when ``value`` cannot be recorded as a JSON parameter."""
-    from mlzen.errors import ParameterError
-
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError):
-        raise ParameterError(
-            f"Step '{step_name}' argument '{argument}' got a {type(value).__name__}, "
-            "which is not JSON-serialisable, so it cannot be a parameter. Pass JSON values "
-            "(numbers, strings, lists, dicts) as parameters, or produce the value in a "
-            "step and pass that step's output instead.",
-            step_name=step_name,
-            argument=argument,
-        ) from None
 
 
 class Tracer(Protocol):

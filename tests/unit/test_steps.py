@@ -10,8 +10,6 @@ import pytest
 
 from mlzen.errors import (
     DuplicateOutputError,
-    MlzenError,
-    ParameterError,
     PipelineDefinitionError,
     StepDefinitionError,
 )
@@ -20,7 +18,6 @@ from mlzen.steps import (
     OutputSignature,
     Step,
     StepOptions,
-    check_json_parameter,
     import_step,
     importable_module_name,
     parse_signature,
@@ -433,29 +430,6 @@ def test_after_outside_a_pipeline_is_an_error_naming_the_step() -> None:
         double.after(configured)
     assert "'double.after(...)'" in str(info.value)
     assert info.value.step_name == "double"
-
-
-# --- JSON parameters ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "value", [1, 1.5, "s", None, True, [1, "a"], {"k": [1, 2]}, (1, 2), float("nan")]
-)
-def test_json_values_are_valid_parameters(value: Any) -> None:
-    check_json_parameter("s", "a", value)
-
-
-@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", {"k": object()}, [1, object()]])
-def test_non_json_values_raise_parameter_error_naming_step_and_argument(value: Any) -> None:
-    with pytest.raises(ParameterError) as info:
-        check_json_parameter("train", "model", value)
-    message = str(info.value)
-    assert "'train'" in message
-    assert "'model'" in message
-    assert type(value).__name__ in message
-    assert info.value.step_name == "train"
-    assert info.value.argument == "model"
-    assert isinstance(info.value, MlzenError)
 
 
 # --- importing and pickling ---------------------------------------------------------

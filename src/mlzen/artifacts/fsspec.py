@@ -18,10 +18,13 @@ exactly the files the marker lists and verifies their content hash
 it, so that the folder holds only the artifact's files (it hashes to its own name) and a
 materializer may name its files as it likes.
 
-A publish of content that is already stored compares the folder with its own files: if
-the marker is there and every file too, it writes nothing (identical values share one
-copy); otherwise it uploads what is missing or of the wrong size, removes stray files and
-writes the marker, which completes an interrupted upload or repairs a damaged folder.
+A publish of content that is already stored compares the folder with its own files,
+reading back (and hashing) every stored file of the right size: if the marker is there
+and every file is intact, it writes nothing (identical values share one copy);
+otherwise it uploads what is missing, of the wrong size or of other content, removes
+stray files and writes the marker, which completes an interrupted upload or repairs a
+damaged folder. A damaged folder loses its marker first, so it is absent, never half
+repaired, until the marker is written again.
 Deleting removes the marker first, so a folder being deleted is absent at once. Folders
 without a marker are listed by ``list_leftovers()`` for garbage collection.
 
@@ -46,7 +49,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
 STAGING_DIR = ".staging"
 MARKER_SUFFIX = ".complete"
 MARKER_FORMAT = 1
+_READ_CHUNK = 8 << 20
 _HASH = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{2}")
 
@@ -157,18 +161,31 @@ class FsspecArtifactStore(ArtifactStore):
 
     def publish(self, staging_dir: Path) -> StoredArtifact:
         files = list_files(Path(staging_dir))
-        content_hash = combine([(f.relpath, f.size, hash_file(f.path, f.size)) for f in files])
+        hashes = {f.relpath: hash_file(f.path, f.size) for f in files}
+        content_hash = combine([(f.relpath, f.size, hashes[f.relpath]) for f in files])
         target = f"{self._root_path}/{content_hash[:2]}/{content_hash}"
         wanted = {f.relpath: f.size for f in files}
         marker = self._read_marker(target)
         stored = self._listing(target)
-        if marker != wanted or stored != wanted:
-            self._complete(target, content_hash, files, stored)
+        # A stored file is reused only once its bytes are verified: one of the right size
+        # may have been changed in place.
+        todo = [
+            f
+            for f in files
+            if stored.get(f.relpath) != f.size
+            or not self._holds(f"{target}/{f.relpath}", hashes[f.relpath])
+        ]
+        if marker != wanted or todo or stored.keys() - wanted.keys():
+            if marker is not None:
+                # Damaged: absent from now until it is whole again.
+                self._remove(target + MARKER_SUFFIX)
+            self._complete(target, content_hash, files, todo, stored)
         shutil.rmtree(staging_dir, ignore_errors=True)
         return StoredArtifact(
             uri=self._uri(content_hash),
             content_hash=content_hash,
             size=sum(f.size for f in files),
+            files=wanted,
         )
 
     def local_path(self, uri: str, content_hash: str) -> Path:
@@ -240,6 +257,10 @@ class FsspecArtifactStore(ArtifactStore):
     def list_store_files(self) -> list[str]:
         names = (path.rsplit("/", 1)[-1] for path in self._ls(self._root_path))
         return sorted(name for name in names if STORE_FILE.fullmatch(name))
+
+    def has_files(self, uri: str, files: Mapping[str, int]) -> bool:
+        path = self._path(uri)
+        return self._read_marker(path) is not None and self._listing(path) == dict(files)
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)
@@ -332,19 +353,16 @@ class FsspecArtifactStore(ArtifactStore):
         target: str,
         content_hash: str,
         files: list[FileEntry],
+        todo: list[FileEntry],
         stored: dict[str, int],
     ) -> None:
-        """Upload what ``target`` lacks, drop what it should not hold, then the marker."""
+        """Upload ``todo`` into ``target``, drop what it should not hold, then the marker."""
         fs = self._fs
         wanted = {f.relpath: f.size for f in files}
         # Stray files: tampering, or a damaged folder; a marker never lists them.
         stray = [f"{target}/{relpath}" for relpath in sorted(stored.keys() - wanted.keys())]
         if stray:
             fs.rm(stray)
-        # Each object is written whole or not at all, so one of the right size was
-        # uploaded by an interrupted publish of this same content; the hash check on
-        # every read still guards it.
-        todo = [f for f in files if stored.get(f.relpath) != f.size]
         self._make_folders(
             {os.path.dirname(f"{target}/{f.relpath}") for f in todo} | {os.path.dirname(target)}
         )
@@ -356,6 +374,21 @@ class FsspecArtifactStore(ArtifactStore):
             )
         listing = {"format": MARKER_FORMAT, "content_hash": content_hash, "files": wanted}
         fs.pipe_file(target + MARKER_SUFFIX, json.dumps(listing, sort_keys=True).encode())
+
+    def _holds(self, path: str, file_hash: str) -> bool:
+        """Whether the remote file at ``path`` hashes to ``file_hash`` (read in chunks)."""
+        import blake3
+
+        hasher = blake3.blake3()
+        try:
+            with self._fs.open(path, "rb") as remote:
+                while chunk := remote.read(_READ_CHUNK):
+                    hasher.update(chunk)
+        except FileNotFoundError as exc:
+            if not self._absent(exc):
+                raise
+            return False
+        return bool(hasher.hexdigest() == file_hash)
 
     def _read_marker(self, folder: str) -> dict[str, int] | None:
         """Relative path → size of the files of a published artifact; ``None`` if the

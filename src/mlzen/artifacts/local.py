@@ -14,6 +14,13 @@ writer) never leaves or sees a half-written artifact under its final name. Files
 not fsynced; should the machine lose power right after a publish, the content hash that
 ``local_path`` checks on every read reports the damaged artifact instead of loading it.
 
+Publishing content that is already stored hashes the stored folder first. An intact one
+is reused; a damaged one (a file changed, added or deleted) is swapped for the staged
+copy in one ``renameat2(RENAME_EXCHANGE)`` on Linux, so the final name always holds a
+whole folder; elsewhere, or on a filesystem without it, the damaged folder is renamed
+away and the staged one renamed in (a reader in between finds the artifact absent, never
+half-written). Rerunning a step with caching off therefore repairs its artifact.
+
 ``publishing()`` and ``collecting()`` are ``flock`` locks on ``<root>/.lock``, shared and
 exclusive, taken on a fresh file descriptor each time, so they exclude each other across
 processes and across threads of one process. They work wherever ``flock`` does: local
@@ -26,17 +33,19 @@ record them, not while they run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from mlzen.artifacts.hashing import hash_folder
+from mlzen.artifacts.hashing import combine, hash_file, hash_folder, list_files
 from mlzen.artifacts.store import (
     STORE_FILE,
     ArtifactStore,
@@ -97,19 +106,50 @@ class LocalArtifactStore(ArtifactStore):
                 "folder that store.staging() yields.",
                 artifact_uri=str(staging_dir),
             )
-        content_hash, size = hash_folder(staging_dir)
+        files = list_files(staging_dir)
+        content_hash = combine([(f.relpath, f.size, hash_file(f.path, f.size)) for f in files])
         target = self._folder_for(content_hash)
-        if not target.is_dir():
-            target.parent.mkdir(exist_ok=True)
-            try:
-                os.rename(staging_dir, target)
-            except OSError:
-                # Another writer published the same content between the check and the
-                # rename; its folder is as good as ours.
-                if not target.is_dir():
-                    raise
+        if not self._place(staging_dir, target) and not _intact(target, content_hash):
+            self._replace(target, staging_dir)
         shutil.rmtree(staging_dir, ignore_errors=True)
-        return StoredArtifact(uri=str(target), content_hash=content_hash, size=size)
+        return StoredArtifact(
+            uri=str(target),
+            content_hash=content_hash,
+            size=sum(f.size for f in files),
+            files={f.relpath: f.size for f in files},
+        )
+
+    def _place(self, staging_dir: Path, target: Path) -> bool:
+        """Rename ``staging_dir`` to ``target`` unless something is there already;
+        whether it was renamed."""
+        if os.path.lexists(target):
+            return False
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(staging_dir, target)
+        except OSError:
+            # Another writer published the same content between the check and the
+            # rename; its folder is verified like any other found there.
+            if not os.path.lexists(target):
+                raise
+            return False
+        return True
+
+    def _replace(self, damaged: Path, staging_dir: Path) -> None:
+        """Put the complete ``staging_dir`` where the ``damaged`` copy is; the damaged
+        copy ends up at ``staging_dir``'s path (and is removed with it)."""
+        if _exchange(staging_dir, damaged):
+            return
+        trash = self._root / TRASH_DIR / uuid.uuid4().hex
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+            os.rename(damaged, trash)
+        try:
+            os.rename(staging_dir, damaged)
+        except OSError:
+            if not os.path.lexists(damaged):  # a concurrent repair got there first
+                raise
+        shutil.rmtree(trash, ignore_errors=True)
 
     def local_path(self, uri: str, content_hash: str) -> Path:
         if not _HASH.fullmatch(content_hash) or not self.contains(uri):
@@ -174,6 +214,16 @@ class LocalArtifactStore(ArtifactStore):
                     inside = False
         if not inside:
             raise outside_error(uri, self.root)
+
+    def has_files(self, uri: str, files: Mapping[str, int]) -> bool:
+        path = Path(uri)
+        if not path.is_dir():
+            return False
+        try:
+            found = {f.relpath: f.size for f in list_files(path)}
+        except OSError:  # a file vanished while listing: not intact either
+            return False
+        return found == dict(files)
 
     def delete(self, uri: str) -> None:
         path = self._owned_folder(uri)
@@ -283,6 +333,46 @@ class LocalArtifactStore(ArtifactStore):
         else:
             with contextlib.suppress(FileNotFoundError):
                 folder.unlink()
+
+
+def _intact(folder: Path, content_hash: str) -> bool:
+    """Whether ``folder`` is a folder whose files hash to ``content_hash``."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        return hash_folder(folder)[0] == content_hash
+    except OSError:  # a file vanished while hashing: a concurrent repair, or damage
+        return False
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Returns:
+        Whether they were swapped; ``False`` where the platform or the filesystem
+        cannot, for the caller to fall back on two renames.
+    """
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    path, at = ctypes.c_char_p, ctypes.c_int
+    renameat2.argtypes = [at, path, at, path, ctypes.c_uint]
+    old, new = os.fsencode(first), os.fsencode(second)
+    if renameat2(_AT_FDCWD, old, _AT_FDCWD, new, _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOENT):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
 
 
 def _stat_tree(path: Path) -> FolderStat:

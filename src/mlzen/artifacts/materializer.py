@@ -28,7 +28,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -342,6 +342,8 @@ class SavedArtifact:
         materializer: :func:`materializer_name` of the materializer that wrote it.
         data_type: :func:`type_path` of the value's type.
         metadata: Facts extracted from the value by the materializer.
+        files: Relative path → size of each stored file (the manifest a cache hit
+            checks, see :meth:`~mlzen.artifacts.store.ArtifactStore.has_files`).
     """
 
     uri: str
@@ -350,6 +352,7 @@ class SavedArtifact:
     materializer: str
     data_type: str
     metadata: dict[str, Any]
+    files: dict[str, int] = field(default_factory=dict)
 
 
 _PARALLEL_METADATA_BYTES = 8 * 1024 * 1024
@@ -454,6 +457,7 @@ def save_artifact(
         materializer=label,
         data_type=data_type,
         metadata=metadata,
+        files=dict(stored.files),
     )
 
 

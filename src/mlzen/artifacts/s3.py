@@ -23,7 +23,7 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -353,6 +353,10 @@ class S3ArtifactStore(FsspecArtifactStore):
     def list_store_files(self) -> list[str]:
         with self._boundary():
             return super().list_store_files()
+
+    def has_files(self, uri: str, files: Mapping[str, int]) -> bool:
+        with self._boundary():
+            return super().has_files(uri, files)
 
     def delete(self, uri: str) -> None:
         with self._boundary():

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,11 +41,15 @@ class StoredArtifact:
         uri: The artifact's folder; an absolute path for a local store, a URL otherwise.
         content_hash: BLAKE3 hex digest of the folder's content.
         size: Total bytes of the artifact's files.
+        files: Relative path → size of each of its files: the manifest recorded with
+            its versions, so that a cheap check can tell a folder whose files were
+            deleted or truncated from an intact one (see :meth:`ArtifactStore.has_files`).
     """
 
     uri: str
     content_hash: str
     size: int
+    files: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,10 @@ class ArtifactStore(ABC):
     def publish(self, staging_dir: Path) -> StoredArtifact:
         """Hash ``staging_dir`` and move it to its content-addressed place.
 
-        If an artifact with the same content already exists, it is kept and the staged
-        copy is dropped.
+        If an artifact with the same content already exists, its files are verified
+        against the staged ones first: an intact copy is kept and the staged one dropped;
+        a damaged one (files changed, added or deleted) is replaced by the staged copy,
+        so rerunning the step that produced an artifact repairs it.
         """
 
     @abstractmethod
@@ -120,6 +126,15 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, uri: str) -> bool:
         """Whether an artifact folder is stored at ``uri``."""
+
+    def has_files(self, uri: str, files: Mapping[str, int]) -> bool:
+        """Whether the artifact at ``uri`` holds exactly ``files`` (relative path → size).
+
+        A cheap check, by names and sizes without reading the files (a cache hit asks
+        it before reusing an output); only the hash check of a read finds changed bytes.
+        The default checks existence only, for stores that cannot list sizes.
+        """
+        return self.exists(uri)
 
     @abstractmethod
     def delete(self, uri: str) -> None:

@@ -123,12 +123,15 @@ def logout() -> None:
     settings = load_settings()
     path = credentials_path(settings)
     if path.exists():
-        import yaml
+        from mlzen.errors import ConfigError
+        from mlzen.yaml_files import read_yaml
 
         try:
-            server = (yaml.safe_load(path.read_text()) or {}).get("server_url", "the server")
-        except yaml.YAMLError:
-            server = "the server"
+            found = read_yaml(path, what=str(path), fix="") or {}
+        except ConfigError:
+            found = {}
+        server = found.get("server_url") if isinstance(found, dict) else None
+        server = server or "the server"
         path.unlink()
         click.echo(f"Logged out of {server}.")
     else:

@@ -5,24 +5,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlzen.errors import ConfigError
+from mlzen.errors import ConfigError, MlzenError
 
 if TYPE_CHECKING:
     from mlzen.client import Client
     from mlzen.pipelines import Pipeline
     from mlzen.spec import PipelineSpec
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
 
 
 def load_pipeline(target: str) -> Pipeline:
@@ -47,17 +44,27 @@ def load_pipeline(target: str) -> Pipeline:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except MlzenError:
+            raise
+        except Exception as exc:
+            sys.modules.pop(path.stem, None)
+            raise _import_error(exc, location, target) from exc
     else:
         sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(location)
+        except MlzenError:
+            raise
         except ImportError as exc:
             raise ConfigError(
                 f"Cannot import module '{location}': {exc}. Run from the folder that holds "
                 "it or add it to PYTHONPATH.",
                 target=target,
             ) from exc
+        except Exception as exc:
+            raise _import_error(exc, location, target) from exc
     found = getattr(module, name, None)
     if not isinstance(found, Pipeline):
         available = [k for k, v in vars(module).items() if isinstance(v, Pipeline)]
@@ -69,8 +76,35 @@ def load_pipeline(target: str) -> Pipeline:
     return found
 
 
+def _import_error(exc: Exception, location: str, target: str) -> ConfigError:
+    """The user error for pipeline code that failed to import: its file and line."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or location}, line {exc.lineno}"
+        return ConfigError(
+            f"{where}: {type(exc).__name__}: {exc.msg}. Fix the code there, then run again.",
+            target=target,
+            path=exc.filename,
+            line=exc.lineno,
+        )
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The innermost frame in the user's own code (not in Python's import machinery).
+    own = [f for f in frames if "importlib" not in f.filename] or frames
+    frame = own[-1] if own else None
+    where = f"{frame.filename}, line {frame.lineno}" if frame else location
+    return ConfigError(
+        f"Importing the pipeline code failed at {where}: {type(exc).__name__}: {exc}. Fix "
+        "the code there (or install what it imports), then run again; --debug shows the "
+        "traceback.",
+        target=target,
+        path=frame.filename if frame else None,
+        line=frame.lineno if frame else None,
+    )
+
+
 def parse_param(pipeline: Pipeline, raw: str) -> tuple[str, Any]:
     """``key=value`` typed by the pipeline's signature (a wrong type is a clear error)."""
+    from mlzen.parameters import parse_text, signature_hints
+
     key, sep, text = raw.partition("=")
     if not sep or not key:
         raise ConfigError(f"--param '{raw}' is not key=value, e.g. --param C=0.5.", key=raw)
@@ -81,31 +115,8 @@ def parse_param(pipeline: Pipeline, raw: str) -> tuple[str, Any]:
             f"{', '.join(parameters) or 'none'}.",
             key=key,
         )
-    annotation = parameters[key].annotation
-    if isinstance(annotation, str):  # `from __future__ import annotations`
-        annotation = {"int": int, "float": float, "bool": bool, "str": str}.get(
-            annotation, annotation
-        )
-    try:
-        if annotation is bool:
-            lowered = text.lower()
-            if lowered not in TRUE_WORDS | FALSE_WORDS:
-                raise ValueError(text)
-            return key, lowered in TRUE_WORDS
-        if annotation in (int, float):
-            return key, annotation(text)
-        if annotation is str:
-            return key, text
-        try:
-            return key, json.loads(text)
-        except json.JSONDecodeError:
-            return key, text
-    except ValueError:
-        kind = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(
-            f"Parameter '{key}' of pipeline '{pipeline.name}' must be {kind}, got '{text}'.",
-            key=key,
-        ) from None
+    annotation = signature_hints(pipeline.func).get(key, inspect.Parameter.empty)
+    return key, parse_text(annotation, text, owner=f"Pipeline '{pipeline.name}'", argument=key)
 
 
 class LiveView:

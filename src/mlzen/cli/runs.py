@@ -115,9 +115,11 @@ def show(run_ref: str, as_json: bool) -> None:
         f"pipeline {escape(run.pipeline_name)}  {when(run.created_at)}  {seconds(run.duration)}"
     )
     if run.parameters:
-        console.print(
-            "parameters: " + escape(", ".join(f"{k}={v!r}" for k, v in run.parameters.items()))
-        )
+        from mlzen.parameters import shorten
+
+        # Cut long values: the terminal is for reading (--json has them whole).
+        shown = (f"{k}={shorten(repr(v), 200)}" for k, v in run.parameters.items())
+        console.print("parameters: " + escape(", ".join(shown)))
     code = run.code_version
     if code.get("git_commit"):
         console.print(

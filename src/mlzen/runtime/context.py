@@ -84,24 +84,54 @@ def get_step_context() -> StepContext:
     return context
 
 
+#: The largest array (in elements) that metadata takes as a JSON list.
+MAX_METADATA_ARRAY = 1000
+
+
 def _json_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` as JSON values: NumPy scalars and small arrays (anywhere in a value)
+    become numbers and lists; anything else that JSON cannot hold is an error naming
+    the key and the type."""
     import json
 
     values: dict[str, Any] = {}
     for key, value in metadata.items():
         try:
-            json.dumps(value, allow_nan=True)
-        except (TypeError, ValueError):
-            if hasattr(value, "item"):  # numpy scalars
-                value = value.item()
+            text = json.dumps(value, allow_nan=True, default=_plain)
+        except (TypeError, ValueError, RecursionError) as exc:
+            if isinstance(exc, _NotJson):
+                what = exc.args[0]
+            elif isinstance(exc, RecursionError):
+                what = f"{type(value).__name__} nested too deeply"
             else:
-                raise MlzenError(
-                    f"Metadata '{key}' is a {type(value).__name__}, which is not "
-                    "JSON-serialisable. Log numbers, strings, lists or dicts.",
-                    argument=key,
-                ) from None
-        values[str(key)] = value
+                what = type(value).__name__
+            raise MlzenError(
+                f"Metadata '{key}' holds a value of type {what}, which mlzen cannot record "
+                "as JSON. Log "
+                "numbers, strings, lists or dicts of them (convert it, e.g. with float(x), "
+                f"x.tolist() for an array of up to {MAX_METADATA_ARRAY} elements, or "
+                "str(x)); save larger or richer values as a step output (an artifact).",
+                argument=str(key),
+                data_type=what,
+            ) from None
+        values[str(key)] = json.loads(text)
     return values
+
+
+class _NotJson(TypeError):
+    """A value JSON cannot hold; its argument names the type."""
+
+
+def _plain(value: Any) -> Any:
+    """``json.dumps``' fallback: NumPy scalars and small arrays as plain values."""
+    shape = getattr(value, "shape", None)
+    if hasattr(value, "item") and hasattr(value, "dtype") and shape is not None:
+        if shape == ():
+            return value.item()
+        if hasattr(value, "tolist") and getattr(value, "size", 0) <= MAX_METADATA_ARRAY:
+            return value.tolist()
+        raise _NotJson(f"{type(value).__name__} of shape {tuple(shape)}")
+    raise _NotJson(type(value).__name__)
 
 
 def log_metadata(

@@ -35,7 +35,7 @@ from mlzen.hooks import FAILURE as FAILURE_HOOK
 from mlzen.hooks import SUCCESS as SUCCESS_HOOK
 from mlzen.hooks import hook_name, plan_call
 from mlzen.model import ModelVersionInfo
-from mlzen.runtime.caching import cache_key, cache_key_parts
+from mlzen.runtime.caching import cache_key, cache_key_parts, output_available
 from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
 from mlzen.runtime.fingerprint import code_fingerprint, source_of
 from mlzen.runtime.logs import capture_logs
@@ -300,10 +300,12 @@ def _reusable(
             continue
         # Only outputs stored in this stack's artifact store can be taken as its own.
         try:
-            folders = [_folder(artifacts, row) for row in hit["outputs"].values()]
+            folders = [
+                (_folder(artifacts, row), row.get("files")) for row in hit["outputs"].values()
+            ]
         except ForeignArtifactError:
             continue
-        if all(artifacts.exists(folder) for folder in folders):
+        if all(output_available(artifacts, folder, files) for folder, files in folders):
             return {"id": hit["id"], "outputs": {n: r["id"] for n, r in hit["outputs"].items()}}
     return None
 
@@ -354,6 +356,7 @@ def _save_outputs(
                 data_type=saved.data_type,
                 size=saved.size,
                 metadata=saved.metadata,
+                files=saved.files,
                 visualizations=(
                     _visualize(spec.id, output.name, item, saved, artifacts)
                     if spec.settings.get("visualizations", True)

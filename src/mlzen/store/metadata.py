@@ -4,6 +4,11 @@ SQLite (the default) runs in WAL mode with ``BEGIN IMMEDIATE`` for writes, so se
 processes can share one store file: writers queue on the lock (up to ``busy_timeout``)
 instead of failing half-way.  Any other SQLAlchemy URL (PostgreSQL, MySQL) works too.
 The schema is migrated with Alembic on first use.
+
+JSON columns hold what JSON can: non-finite floats (``nan``, ``inf``), which SQLite
+would store as the non-JSON tokens ``NaN``/``Infinity`` and PostgreSQL refuses, are
+written as the tagged values of :mod:`mlzen.store.operations` (``{"__float__": "nan"}``)
+and read back as floats, the same on every database.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from mlzen.errors import StoreError
 from mlzen.names import check_name
 from mlzen.store import recognition
 from mlzen.store import tables as t
-from mlzen.store.operations import remote_write
+from mlzen.store.operations import decode, encode, remote_write
 from mlzen.store.validation import check_output
 
 HEAD_REVISION = "0004"
@@ -84,13 +89,58 @@ class OutputRecord:
     visualizations: Sequence[tuple[str, str, str]] = ()
     #: The id of the artifact store the files are in (``mlzen.artifacts.identity``).
     artifact_store_id: str | None = None
+    #: Relative path → size of each of its files; ``None`` if not known.
+    files: Mapping[str, int] | None = None
+
+
+def without_parameters(data: Mapping[str, Any], parameters: Any) -> dict[str, Any]:
+    """``data`` (a run's spec, a step run's cache key parts) without its ``parameters``
+    when they are the ones stored in the row's own ``parameters`` column: a parameter
+    is stored once per row, and :func:`with_parameters` puts it back on reading."""
+    if data.get("parameters") != parameters:
+        return dict(data)
+    return {k: v for k, v in data.items() if k != "parameters"}
+
+
+def with_parameters(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``pipeline_runs`` or ``step_runs`` row as written, parameters put back."""
+    parameters = row.get("parameters")
+    if parameters is None:
+        return row
+    for column in ("spec", "cache_key_parts"):
+        data = row.get(column)
+        if isinstance(data, dict) and "parameters" not in data:
+            row[column] = {**data, "parameters": parameters}
+    return row
+
+
+def dump_json(value: Any) -> str:
+    """JSON text for a JSON column; non-finite floats as tagged values (see the module)."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:  # nan or inf somewhere
+        return json.dumps(encode(value))
+    # A dict that looks like a tag must be escaped so that it reads back as itself.
+    return json.dumps(encode(value)) if '"__' in text else text
+
+
+def load_json(text: str | bytes) -> Any:
+    """The value :func:`dump_json` wrote (drivers hand over ``str`` or ``bytes``)."""
+    value = json.loads(text)
+    marker = b'"__' if isinstance(text, bytes) else '"__'
+    return decode(value) if marker in text else value  # type: ignore[operator]
 
 
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 60, "check_same_thread": False},
+        json_serializer=dump_json,
+        json_deserializer=load_json,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -120,7 +170,12 @@ def get_engine(url: str) -> Engine:
                 if url.startswith("sqlite"):
                     engine = _sqlite_engine(url)
                 else:
-                    engine = create_engine(url, pool_pre_ping=True)
+                    engine = create_engine(
+                        url,
+                        pool_pre_ping=True,
+                        json_serializer=dump_json,
+                        json_deserializer=load_json,
+                    )
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise StoreError(
                     f"Cannot open the metadata store at '{safe_url(url)}': {exc}. Check "
@@ -284,7 +339,7 @@ class MetadataStore:
                     name=run_name,
                     pipeline_id=pipeline_id,
                     status=RUNNING,
-                    spec=spec,
+                    spec=without_parameters(spec, parameters),
                     parameters=parameters,
                     stack=stack,
                     code_version=code_version,
@@ -432,7 +487,7 @@ class MetadataStore:
                             source=source,
                             code_hash=code_hash,
                             cache_key=cache_key,
-                            cache_key_parts=cache_key_parts,
+                            cache_key_parts=without_parameters(cache_key_parts, parameters),
                             cached_from_id=cached_from_id,
                             started_at=now,
                             ended_at=None if status == RUNNING else now,
@@ -602,6 +657,7 @@ class MetadataStore:
                 data_type=output.data_type,
                 size=output.size,
                 metadata=dict(output.metadata),
+                files=dict(output.files) if output.files is not None else None,
                 producer_step_run_id=step_run_id,
                 created_at=now,
                 artifact_store_id=output.artifact_store_id,

@@ -16,7 +16,7 @@ from sqlalchemy import Select, exists, func, or_, select
 
 from mlzen.errors import NotFoundError
 from mlzen.store import tables as t
-from mlzen.store.metadata import FINISHED_STATUSES, MetadataStore
+from mlzen.store.metadata import FINISHED_STATUSES, MetadataStore, with_parameters
 from mlzen.store.operations import remote_read
 
 _RUN_COLUMNS = [*t.pipeline_runs.c, t.pipelines.c.name.label("pipeline_name")]
@@ -37,7 +37,7 @@ def _versions() -> Select[Any]:
 
 def _all(store: MetadataStore, query: Select[Any]) -> list[dict[str, Any]]:
     with store.read() as connection:
-        return [dict(row._mapping) for row in connection.execute(query)]
+        return [with_parameters(dict(row._mapping)) for row in connection.execute(query)]
 
 
 def _one(store: MetadataStore, query: Select[Any]) -> dict[str, Any] | None:

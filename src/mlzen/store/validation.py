@@ -22,6 +22,7 @@ MAX_URI_LENGTH = 4096
 #: The largest JSON (bytes) of the metadata a materializer extracted from one value.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_SIZE = 2**63 - 1
+MAX_MANIFEST_FILES = 100_000
 CONTENT_HASH = re.compile(r"[0-9a-f]{64}")
 STORE_ID = re.compile(r"[0-9a-f]{32}")
 # "package.module:Class" (classes defined in a function carry "<locals>").
@@ -105,3 +106,24 @@ def check_output(output: Any) -> None:
         )
         if not CONTENT_HASH.fullmatch(folder.rpartition("/")[2]):
             raise _refuse(name, f"visualization '{label}' uri", "is not in a content folder")
+    if output.files is not None:
+        check_files(name, output.files, output.size)
+
+
+def check_files(artifact: str, files: object, size: int) -> None:
+    """A manifest maps relative file paths to sizes that add up to the version's size."""
+    if not isinstance(files, dict) or len(files) > MAX_MANIFEST_FILES:
+        raise _refuse(artifact, "files", f"is not a mapping of at most {MAX_MANIFEST_FILES} files")
+    for path, file_size in files.items():
+        parts = path.split("/") if isinstance(path, str) else []
+        if (
+            not 0 < len(path) <= MAX_URI_LENGTH
+            or path.startswith("/")
+            or any(part in ("", ".", "..") for part in parts)
+            or any(unicodedata.category(c) == "Cc" for c in path)
+        ):
+            raise _refuse(artifact, "files", f"name a path that is not relative: {path!r}")
+        if type(file_size) is not int or file_size < 0:
+            raise _refuse(artifact, "files", f"give {path!r} a size that is not a byte count")
+    if sum(files.values()) != size:
+        raise _refuse(artifact, "files", "have sizes that do not add up to the version's size")

@@ -347,3 +347,39 @@ def test_the_store_pickles_without_its_connection(remote: FsspecArtifactStore) -
 
     assert copy._filesystem is None
     assert load(copy, saved) == "across"
+
+
+def test_a_publish_replaces_a_file_changed_in_place(
+    remote: FsspecArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = save_artifact(remote, "value", name="x")
+    path = folder_path(remote, saved.uri) + "/data.json"
+    remote._fs.pipe_file(path, b'"VALUE"')  # same size, other bytes
+    markers: list[bool] = []
+    put = remote._fs.put
+
+    def put_and_look(lpaths: list[str], rpaths: list[str], **kwargs: object) -> object:
+        markers.append(remote.exists(saved.uri))
+        return put(lpaths, rpaths, **kwargs)
+
+    monkeypatch.setattr(remote._fs, "put", put_and_look)
+
+    again = save_artifact(remote, "value", name="x")
+
+    assert again.uri == saved.uri
+    assert markers == [False]  # absent while it was repaired, never half repaired
+    assert remote._fs.cat_file(path) == b'"value"'
+    assert load(remote, saved) == "value"
+
+
+def test_has_files_compares_names_and_sizes(remote: FsspecArtifactStore) -> None:
+    saved = save_artifact(remote, [1, 2, 3], name="x")
+    path = folder_path(remote, saved.uri) + "/data.json"
+
+    assert saved.files == {"data.json": len(remote._fs.cat_file(path))}
+    assert remote.has_files(saved.uri, saved.files)
+    assert not remote.has_files(saved.uri, {"data.json": 1})
+    remote._fs.rm_file(path)
+    assert remote.exists(saved.uri) and not remote.has_files(saved.uri, saved.files)
+    remote.delete(saved.uri)
+    assert not remote.has_files(saved.uri, saved.files)

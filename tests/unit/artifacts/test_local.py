@@ -179,3 +179,68 @@ def test_artifact_store_for_picks_the_store_by_url(tmp_path: Path) -> None:
     assert isinstance(file_url, LocalArtifactStore) and file_url.root == str(tmp_path / "b")
     assert isinstance(memory, FsspecArtifactStore)
     assert artifact_store_for(local.root).root == local.root
+
+
+DAMAGES = {
+    "changed": lambda folder: (folder / "a").write_bytes(b"X" * 4),
+    "added": lambda folder: (folder / "stray").write_bytes(b""),
+    "removed": lambda folder: (folder / "a").unlink(),
+    "emptied": lambda folder: [p.unlink() for p in folder.iterdir()],
+}
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_publish_replaces_a_damaged_copy_of_the_same_content(
+    store: LocalArtifactStore, damage: str, exchange: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlzen.artifacts import local
+
+    if not exchange:  # as on a platform or filesystem without RENAME_EXCHANGE
+        monkeypatch.setattr(local, "_exchange", lambda first, second: False)
+    stored = publish(store, {"a": b"good", "b": b"also"})
+    DAMAGES[damage](Path(stored.uri))
+
+    again = publish(store, {"a": b"good", "b": b"also"})
+
+    assert again == stored
+    assert store.local_path(stored.uri, stored.content_hash) == Path(stored.uri)
+    assert (Path(stored.uri) / "a").read_bytes() == b"good"
+    assert store.list_uris() == [stored.uri]
+    root = Path(store.root)
+    assert [
+        p for d in (".staging", ".trash") if (root / d).is_dir() for p in (root / d).iterdir()
+    ] == []
+
+
+def test_publish_reuses_an_intact_copy(store: LocalArtifactStore) -> None:
+    stored = publish(store, {"a": b"1"})
+    inode = os.stat(stored.uri).st_ino
+
+    publish(store, {"a": b"1"})
+
+    assert os.stat(stored.uri).st_ino == inode
+
+
+def test_concurrent_repairs_leave_one_good_copy(store: LocalArtifactStore) -> None:
+    stored = publish(store, {"a": b"x" * 1000})
+    (Path(stored.uri) / "a").write_bytes(b"y" * 1000)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: publish(store, {"a": b"x" * 1000}), range(16)))
+
+    assert {r.uri for r in results} == {stored.uri}
+    assert store.local_path(stored.uri, stored.content_hash) == Path(stored.uri)
+
+
+def test_has_files_compares_names_and_sizes(store: LocalArtifactStore) -> None:
+    stored = publish(store, {"a": b"12", "b": b"345"})
+
+    assert stored.files == {"a": 2, "b": 3}
+    assert store.has_files(stored.uri, stored.files)
+    (Path(stored.uri) / "b").write_bytes(b"3")
+    assert not store.has_files(stored.uri, stored.files)
+    (Path(stored.uri) / "b").unlink()
+    assert not store.has_files(stored.uri, stored.files)
+    store.delete(stored.uri)
+    assert not store.has_files(stored.uri, stored.files)

@@ -72,6 +72,16 @@ def test_show_marks_steps_that_never_ran() -> None:
     assert "not run" in output and "failed" in output and "scale exploded" in output
 
 
+def test_show_cuts_long_parameter_values_and_json_keeps_them_whole() -> None:
+    label = "L" * 5_000
+    pipelines_for_cli.arithmetic(label=label)
+
+    output = invoke("runs", "show", "latest").output
+    assert "label='LLL" in output and label not in output and "..." in output
+    shown = json.loads(invoke("runs", "show", "latest", "--json").output)
+    assert shown["parameters"]["label"] == label
+
+
 def test_unknown_run_is_a_user_error_naming_it() -> None:
     result = invoke("runs", "show", "no-such-run")
     assert result.exit_code != 0

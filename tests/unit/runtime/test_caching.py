@@ -11,8 +11,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from sqlalchemy import update
+
+from mlzen import Client, pipeline, step
+from mlzen.store import tables
 
 HELPERS = """
 def scale(x):
@@ -137,3 +142,48 @@ def test_cache_key_parts_are_stored_for_explanations(root: Path) -> None:
     assert "helpers:scale" in parts["code_parts"]
     assert "project_steps:b" in parts["code_parts"]
     assert parts["inputs"]["x"] == step_run.inputs["x"].content_hash
+
+
+def test_output_available_checks_the_manifest_when_one_was_recorded(tmp_path: Path) -> None:
+    from mlzen.artifacts.local import LocalArtifactStore
+    from mlzen.artifacts.materializer import save_artifact
+    from mlzen.runtime.caching import output_available
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    saved = save_artifact(store, list(range(100)), name="numbers")
+    assert output_available(store, saved.uri, saved.files)
+
+    for file in Path(saved.uri).iterdir():
+        file.unlink()  # the folder is kept
+
+    assert not output_available(store, saved.uri, saved.files)
+    # A version recorded before manifests were (files NULL) keeps the old check.
+    assert output_available(store, saved.uri, None)
+    assert not output_available(store, saved.uri + "-gone", None)
+
+
+@step
+def make() -> Annotated[list, "made"]:
+    return [1, 2, 3]
+
+
+@pipeline
+def old_records():
+    make()
+
+
+def test_a_version_without_a_manifest_is_still_a_hit_while_its_folder_exists() -> None:
+    first = old_records()
+    version = first.steps["make"].outputs["made"]
+    assert version.files  # recorded at save
+    store = Client().store
+    with store.write() as connection:
+        connection.execute(
+            update(tables.artifact_versions)
+            .where(tables.artifact_versions.c.id == version.id)
+            .values(files=None)
+        )
+    for file in Path(version.uri).iterdir():
+        file.unlink()
+
+    assert old_records().steps["make"].status == "cached"

@@ -93,6 +93,7 @@ def test_iterables_and_dataclasses_become_lists_and_dicts() -> None:
             "metadata": {"k": 1},
             "visualizations": [],
             "artifact_store_id": None,
+            "files": None,
         },
     }
 

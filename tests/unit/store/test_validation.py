@@ -24,12 +24,13 @@ GOOD = OutputRecord(
     metadata={"rows": 3},
     visualizations=[("preview", "html", f"/a/{VIEW_HASH[:2]}/{VIEW_HASH}/preview.html")],
     artifact_store_id="e" * 32,
+    files={"data.json": 100, "sub/meta.json": 23},
 )
 
 
 def test_what_mlzen_writes_passes() -> None:
     check_output(GOOD)
-    check_output(dataclasses.replace(GOOD, artifact_store_id=None, visualizations=()))
+    check_output(dataclasses.replace(GOOD, artifact_store_id=None, visualizations=(), files=None))
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,14 @@ def test_what_mlzen_writes_passes() -> None:
         ({"size": 2**63}, "size"),
         ({"size": True}, "size"),
         ({"metadata": {"x": object()}}, "metadata"),
+        ({"files": {"../outside": 123}}, "files"),
+        ({"files": {"/etc/passwd": 123}}, "files"),
+        ({"files": {"a//b": 123}}, "files"),
+        ({"files": {"a\x00b": 123}}, "files"),
+        ({"files": {"data.json": -1, "x": 124}}, "files"),
+        ({"files": {"data.json": "100"}}, "files"),
+        ({"files": {"data.json": 99}}, "files"),
+        ({"files": ["data.json"]}, "files"),
         ({"visualizations": [("preview", "HTML!", "/a/cd/x.html")]}, "visualization 'preview'"),
         ({"visualizations": [("p", "html", f"/a/{VIEW_HASH[:2]}/{VIEW_HASH}/../x")]}, "visual"),
         ({"visualizations": [("p", "html", "/etc/passwd")]}, "visualization 'p'"),

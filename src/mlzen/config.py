@@ -22,6 +22,9 @@ setting                    environment variable             default
 ``api_key``                ``MLZEN_API_KEY``                the key for ``server_url``; only in
                                                             the environment or the credentials
                                                             file ``mlzen login`` writes
+``max_request_bytes``      ``MLZEN_MAX_REQUEST_BYTES``      ``33554432`` (32 MiB): the largest
+                                                            request body the server and model
+                                                            services accept (413 beyond it)
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
@@ -60,6 +63,7 @@ class Settings:
     stack: str = ""
     server_url: str = ""
     api_key: str = dataclasses.field(default="", repr=False)
+    max_request_bytes: int = 32 * 1024 * 1024
 
     @property
     def project_dir(self) -> Path:
@@ -176,6 +180,7 @@ def load_settings(**overrides: object) -> Settings:
         ("heartbeat_interval", 0, True),
         ("lease_seconds", 0, True),
         ("max_workers", 0, False),
+        ("max_request_bytes", 0, True),
     ):
         value = values.get(name)
         if value is not None and (value <= minimum if strict else value < minimum):  # type: ignore[operator]

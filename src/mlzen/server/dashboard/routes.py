@@ -2,7 +2,9 @@
 ``dashboard.queries`` and render a Jinja2 template.
 
 A page request without a valid session goes to ``/login`` and comes back after it. The
-two JSON endpoints that ``live.js`` polls answer 401 instead, like the REST API.
+two JSON endpoints that ``live.js`` polls answer 401 instead, like the REST API. Every
+form that changes something (log in, log out, promote, delete) posts the CSRF token of
+:mod:`mlzen.server.sessions` and is refused from another origin.
 """
 
 from __future__ import annotations

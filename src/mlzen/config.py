@@ -24,6 +24,9 @@ setting                    environment variable             default
                                                             file ``mlzen login`` writes
 ``max_parameter_bytes``    ``MLZEN_MAX_PARAMETER_BYTES``    ``1048576``: the largest parameter
                                                             (as JSON) a run accepts
+``max_request_bytes``      ``MLZEN_MAX_REQUEST_BYTES``      ``33554432`` (32 MiB): the largest
+                                                            request body the server and model
+                                                            services accept (413 beyond it)
 =========================  ===============================  ====================================
 
 The project file ``<root>/.mlzen/config.yaml`` may set the same keys (without the
@@ -64,6 +67,7 @@ class Settings:
     server_url: str = ""
     api_key: str = dataclasses.field(default="", repr=False)
     max_parameter_bytes: int = 1024 * 1024
+    max_request_bytes: int = 32 * 1024 * 1024
 
     @property
     def project_dir(self) -> Path:
@@ -173,6 +177,7 @@ def load_settings(**overrides: object) -> Settings:
         ("lease_seconds", 0, True),
         ("max_workers", 0, False),
         ("max_parameter_bytes", 0, True),
+        ("max_request_bytes", 0, True),
     ):
         value = values.get(name)
         if value is not None and (value <= minimum if strict else value < minimum):  # type: ignore[operator]

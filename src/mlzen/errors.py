@@ -23,6 +23,7 @@ The tree::
     ├── StoreError                  the metadata store could not be used
     ├── DeploymentError             a prediction service that could not start or stop
     ├── StageConflictError          a model stage another version holds (pass force)
+    ├── TooManyAttemptsError        logins refused for a while after too many failures
     └── NotFoundError               a run, step, artifact or version that does not exist
 
 Each message names the thing at fault and ends with what to do about it. Errors
@@ -131,6 +132,11 @@ class StageConflictError(MlzenError):
 
 class DeploymentError(MlzenError):
     """A model deployment that could not be started, reached or stopped."""
+
+
+class TooManyAttemptsError(MlzenError):
+    """Too many logins for one user or from one address; ``retry_after`` says how many
+    seconds until they are accepted again."""
 
 
 class NotFoundError(MlzenError):

@@ -45,7 +45,7 @@ def normalise_version(version: int | str | None, model_name: str) -> str | None:
         text = version.strip().lower()
         if text in VERSION_NAMES:
             return text
-        if text.isdigit() and int(text) >= 1:
+        if text.isascii() and text.isdigit() and int(text) >= 1:
             return str(int(text))
     raise ConfigError(
         f"Model '{model_name}' has version={version!r}. Use None (a new version per run), "

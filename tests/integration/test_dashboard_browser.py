@@ -3,6 +3,9 @@ uvicorn server on 127.0.0.1 while a real pipeline runs.
 
 The middle step of the pipeline waits on an event the test sets, so the test sees the
 run appear and go live: the runs page and the DAG change state without a page reload.
+A second test serves a hostile page from another port of 127.0.0.1 (same site, another
+origin) whose forms post to the dashboard: each post is refused, while the dashboard's
+own forms (log in, promote, delete, log out) work.
 Screenshots go to ``$MLZEN_SCREENSHOTS`` (default: a folder under the system temp dir);
 ``MLZEN_SCREENSHOTS=docs/images`` refreshes the ones the README shows.
 """
@@ -14,13 +17,14 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 import pytest
 
-from mlzen import pipeline, step
+from mlzen import Model, pipeline, step
 from mlzen.server import auth
 from mlzen.server.app import create_app
 from tests.live_server import start_server, stop_server
@@ -207,3 +211,123 @@ def test_a_run_goes_live_in_the_dashboard_then_its_steps_artifacts_and_a_compari
     expect(changed).to_contain_text("0.25")
     expect(page.locator("section.artifact-diff", has_text="train.model")).to_contain_text("$.C")
     _shot(page, "dashboard-compare.png")
+
+
+# -- forms: the dashboard's own work, another origin's are refused ------------------------
+
+
+@step
+def fit(customers: pd.DataFrame) -> Annotated[dict, "model"]:
+    return {"weight": float(customers["spend"].mean())}
+
+
+@pipeline(model=Model(name="scorer"))
+def scoring(rows: int = 6) -> None:
+    fit(load(rows=rows))
+
+
+def _hostile_page(target: str, fields: dict[str, str]) -> bytes:
+    """A page that posts a form to ``target`` as soon as it loads."""
+    inputs = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in fields.items())
+    return (
+        f'<!DOCTYPE html><html><body><form id="f" method="post" action="{target}">'
+        f"{inputs}</form><script>document.getElementById('f').submit()</script></body></html>"
+    ).encode()
+
+
+@pytest.fixture
+def hostile_site(server: str) -> Iterator[str]:
+    """Another origin on this machine (same host, another port): its pages post forms to
+    the dashboard, hoping the browser sends the session cookie along."""
+    pages = {
+        "/promote": _hostile_page(
+            f"{server}/models/scorer/versions/1/promote", {"stage": "production"}
+        ),
+        "/delete": _hostile_page(f"{server}/runs/scoring-first/delete", {}),
+        "/logout": _hostile_page(f"{server}/logout", {}),
+        "/login": _hostile_page(
+            f"{server}/login", {"name": ADMIN, "password": PASSWORD, "next": "/runs"}
+        ),
+    }
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, b"not here")
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(timeout=30)
+
+
+def _log_in(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.fill("input[name=name]", ADMIN)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Runs")
+
+
+def test_forms_work_from_the_dashboard_and_are_refused_from_another_origin(
+    page: Any, server: str, hostile_site: str
+) -> None:
+    from playwright.sync_api import expect
+
+    scoring.with_options(run_name="scoring-first")()
+    scoring.with_options(run_name="scoring-second")(rows=8)
+
+    # Logged out, a hostile page cannot log the browser in (to an account of its choosing).
+    page.goto(f"{hostile_site}/login")
+    expect(page.locator("h1")).to_have_text("Log in to mlzen")
+    expect(page.locator(".error")).to_contain_text("another origin")
+    page.goto("/runs")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fruns$"))
+
+    _log_in(page)
+    # Logged in, the hostile pages' posts carry the cookie but not the session's token,
+    # and the browser says where they come from: each is refused, nothing changes.
+    for attack in ("/promote", "/delete", "/logout"):
+        page.goto(f"{hostile_site}{attack}")
+        expect(page.locator("h1")).to_have_text("Refused")
+    page.goto("/models/scorer")
+    expect(page.locator('tr[data-version="1"] .status')).to_have_attribute("data-status", "none")
+    page.goto("/runs")
+    expect(page.locator("h1")).to_have_text("Runs")  # still logged in
+    expect(page.locator("#run-rows")).to_contain_text("scoring-first")
+
+    # The dashboard's own forms do their work.
+    page.goto("/models/scorer")
+    row = page.locator('tr[data-version="1"]')
+    row.locator("select[name=stage]").select_option("production")
+    row.locator("button[type=submit]").click()
+    expect(page.locator('tr[data-version="1"] .status')).to_have_attribute(
+        "data-status", "production"
+    )
+    page.goto("/runs/scoring-first")
+    page.locator("form.delete-run button").click()
+    expect(page.locator("h1")).to_have_text("Runs")
+    expect(page.locator("#run-rows")).not_to_contain_text("scoring-first")
+    expect(page.locator("#run-rows")).to_contain_text("scoring-second")
+
+    # Logging out ends the session: the cookie the browser had no longer works.
+    cookie = next(c for c in page.context.cookies() if c["name"] == "mlzen_session")
+    page.click("form.who button")
+    expect(page.locator("h1")).to_have_text("Log in to mlzen")
+    page.context.add_cookies([cookie])
+    page.goto("/runs")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fruns$"))

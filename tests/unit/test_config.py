@@ -50,6 +50,20 @@ def test_defaults(root: Path) -> None:
     assert settings.lease_seconds == 60.0
     assert settings.max_workers == 0
     assert settings.executor == "threads"
+    assert settings.max_request_bytes == 32 * 1024 * 1024
+
+
+def test_max_request_bytes_is_a_positive_integer(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLZEN_MAX_REQUEST_BYTES", "1048576")
+    assert load_settings().max_request_bytes == 1048576
+    for bad in ("0", "-1", "1.5", "lots"):
+        monkeypatch.setenv("MLZEN_MAX_REQUEST_BYTES", bad)
+        with pytest.raises(ConfigError) as info:
+            load_settings()
+        assert info.value.setting == "max_request_bytes"
+        assert "MLZEN_MAX_REQUEST_BYTES" in info.value.message
 
 
 def test_settings_are_frozen(root: Path) -> None:

@@ -187,7 +187,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         return ref, None
     if name and version == "latest":
         return name, None
-    if name and version.isdigit():
+    if name and version.isascii() and version.isdigit():
         return name, int(version)
     raise ConfigError(
         f"'{ref}' is not NAME[:VERSION]: "

@@ -283,12 +283,31 @@ def list_users(store_url: str | None, as_json: bool) -> None:
     )
 
 
+@users.command("set-password", epilog="Example: mlzen server users set-password alice")
+@click.argument("name")
+@click.option(
+    "--password",
+    prompt="New password",
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="MLZEN_NEW_USER_PASSWORD",
+    help="Asked for when not given (or from MLZEN_NEW_USER_PASSWORD).",
+)
+@store_url_option
+def set_password(name: str, password: str, store_url: str | None) -> None:
+    """Give a user a new password; every dashboard session of theirs ends."""
+    from mlzen.server.auth import set_password as change
+
+    change(_store(store_url), name, password)
+    click.echo(f"Changed the password of '{name}' and ended their sessions.")
+
+
 @users.command("delete", epilog="Example: mlzen server users delete alice --yes")
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @managed_store_option
 def delete_user(name: str, yes: bool, store_url: str | None) -> None:
-    """Delete a user and every API key of theirs."""
+    """Delete a user with every API key and dashboard session of theirs."""
     from mlzen.store import users as rows
 
     store = _store(store_url)

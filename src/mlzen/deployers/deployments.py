@@ -25,7 +25,7 @@ from mlzen.deployers.base import (
     DeploymentRequest,
     ServedModel,
 )
-from mlzen.errors import ConfigError, DeploymentError, NotFoundError
+from mlzen.errors import ConfigError, DeploymentError, NotFoundError, StoreError
 from mlzen.stack import Stack, active_stack
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from mlzen.model_versions import ModelVersion
 
 DEFAULT_ARTIFACT = "model"
+# The server roles that may record (and so start and stop) deployments.
+WRITING_ROLES = ("editor", "admin")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -63,8 +65,11 @@ def deploy(
     Raises:
         NotFoundError: No such model, version or artifact.
         DeploymentError: The service did not start; the message quotes its log.
+        StoreError: The store would not record the deployment (a viewer's key on a
+            server); checked before anything starts.
     """
     stack = stack or active_stack()
+    _check_may_record(stack, "Deploying")
     served, default_name, declared = _resolve(model, artifact, stack)
     name = name or default_name
     _check_name(name)
@@ -91,17 +96,22 @@ def deploy(
         previous_port=previous_port,
     )
     deployment = deployer.start(request)
-    records.save_deployment(
-        store,
-        name=name,
-        model_version_id=served.model_version_id,
-        flavor=deployment.flavor,
-        status=deployment.status,
-        config=deployment.config,
-        url=deployment.url,
-        pid=deployment.pid,
-        log_path=deployment.log_path,
-    )
+    try:
+        records.save_deployment(
+            store,
+            name=name,
+            model_version_id=served.model_version_id,
+            flavor=deployment.flavor,
+            status=deployment.status,
+            config=deployment.config,
+            url=deployment.url,
+            pid=deployment.pid,
+            log_path=deployment.log_path,
+        )
+    except BaseException:
+        # Unrecorded, it would run where 'mlzen deployments' neither lists nor stops it.
+        deployer.stop(deployment)
+        raise
     try:
         deployer.wait_ready(deployment)
     except DeploymentError:
@@ -199,10 +209,12 @@ def stop_deployment(name: str, *, stack: Stack | None = None) -> Deployment:
     Raises:
         NotFoundError: No such deployment.
         DeploymentError: The service could not be stopped.
+        StoreError: The store would not record the stop (a viewer's key on a server).
     """
     from mlzen.store import deployments as records
 
     stack = stack or active_stack()
+    _check_may_record(stack, "Stopping a deployment")
     deployment = _recorded(name, stack)
     if deployment.status != STOPPED:
         deployer_for(stack, deployment.flavor).stop(deployment)
@@ -281,6 +293,30 @@ def _refresh(deployment: Deployment, stack: Stack) -> None:
     if status != deployment.status:
         deployment.status = status
         records.update_deployment(stack.metadata_store, deployment.name, status=status)
+
+
+def _check_may_record(stack: Stack, what: str) -> None:
+    """Refuse before anything starts or stops when the store would refuse to record it:
+    a project logged in to a server with a key whose role may not write.
+
+    Raises:
+        StoreError: Names the user, their role and the fix.
+    """
+    from mlzen.store.remote import RemoteMetadataStore
+
+    store = stack.metadata_store
+    if not isinstance(store, RemoteMetadataStore):
+        return
+    user = store.whoami()
+    if user["role"] not in WRITING_ROLES:
+        raise StoreError(
+            f"{what} needs the 'editor' role on the mlzen server at {store.server_url}, "
+            f"which records deployments; this project's key is {user['name']}'s, a "
+            f"{user['role']}. Nothing was started or stopped. Log in with an editor's key: "
+            f"'mlzen login {store.server_url} --api-key KEY'.",
+            store_url=store.server_url,
+            role=str(user["role"]),
+        )
 
 
 def _check_name(name: str) -> None:

@@ -25,6 +25,11 @@ from typing import Any
 KINDS = ("integer", "number", "boolean", "string", "datetime", "any")
 MAX_ROWS = 10_000
 MAX_ERRORS = 20
+#: An error shows at most this many characters of a value or name from the request,
+#: so a huge invalid value is never sent back.
+SHOWN_CHARS = 60
+#: ... and at most this many of a message the model raised.
+MESSAGE_CHARS = 500
 # A column absent from a record: reported as missing, not also as a wrong value.
 _MISSING = object()
 
@@ -55,8 +60,16 @@ class InputError(Exception):
         self.errors = errors
 
 
+def shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` as an error shows it: its start, and how long it was when it is longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _error(loc: Sequence[Any], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": ["body", *loc], "msg": msg, "type": kind}
+    where = [shown(part) if isinstance(part, str) else part for part in loc]
+    return {"loc": ["body", *where], "msg": msg, "type": kind}
 
 
 @dataclass(frozen=True)
@@ -181,8 +194,8 @@ class InputSchema:
                 errors.append(
                     _error(
                         [*loc, name],
-                        f"Column '{name}' in row {loc[-1]} is not an input of this model. "
-                        f"Its inputs: {', '.join(names)}.",
+                        f"Column '{shown(name)}' in row {loc[-1]} is not an input of this "
+                        f"model. Its inputs: {', '.join(names)}.",
                         "extra_forbidden",
                     )
                 )
@@ -222,7 +235,11 @@ def _rows_of(payload: Any) -> tuple[list[Any], list[Any]]:
     elif isinstance(payload, list):
         rows, where = payload, []
     else:
-        got = f"an object with keys {sorted(payload)}" if isinstance(payload, dict) else None
+        got = None
+        if isinstance(payload, dict):
+            keys = [shown(str(key)) for key in sorted(payload)[:5]]
+            more = f" and {len(payload) - 5} more" if len(payload) > 5 else ""
+            got = f"an object with keys {keys}{more}"
         raise InputError(
             [
                 _error(
@@ -266,8 +283,8 @@ def _check(column: Column, value: Any) -> str | None:
         want = "an integer"
         low, high = _int_range(column.dtype)
         if ok and not low <= value <= high:
-            shown = value if isinstance(value, int) else f"{value:.0f}"
-            return f"{name} is {shown}, outside the range of {column.dtype or 'int64'}."
+            number = shown(str(value) if isinstance(value, int) else f"{value:.0f}")
+            return f"{name} is {number}, outside the range of {column.dtype or 'int64'}."
     elif kind == "number":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         want = "a number"
@@ -285,9 +302,9 @@ def _check(column: Column, value: Any) -> str | None:
         want = "a string, number or boolean"
     if ok:
         return None
-    shown = repr(value) if isinstance(value, str | int | float) else _json_type(value)
+    got = shown(repr(value)) if isinstance(value, str | int | float) else _json_type(value)
     dtype = f" (trained as {column.dtype})" if column.dtype else ""
-    return f"{name} expects {want}{dtype}, got {shown}."
+    return f"{name} expects {want}{dtype}, got {got}."
 
 
 def _int_range(dtype: str | None) -> tuple[int, int]:

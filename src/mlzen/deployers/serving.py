@@ -8,6 +8,10 @@ Routes:
 - ``GET /health``: ``{"status": "ok", "deployment": NAME}`` once the model is loaded.
 - ``GET /info``: the model, version, stage, artifact, content hash and input columns.
 
+A body larger than the setting ``max_request_bytes`` is refused with a 413 before it is
+read (:mod:`mlzen.body_limit`); a body nested too deep to parse is a 422, and no error
+sends back more than the start of a value it names.
+
 The local deployer runs it as a process of its own::
 
     python -m mlzen.deployers.serving --name churn --host 127.0.0.1 --port 8000 \\
@@ -30,13 +34,25 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from mlzen.body_limit import BodyLimitMiddleware
+from mlzen.config import Settings, load_settings
 from mlzen.deployers.base import ServedModel
 from mlzen.deployers.predictor import PredictionError, Predictor
-from mlzen.deployers.schema import InputError
+from mlzen.deployers.schema import MESSAGE_CHARS, InputError, shown
 
 
-def create_app(name: str, predictor: Predictor, served: ServedModel) -> FastAPI:
-    """The service's app for ``predictor``, deployed as ``name``."""
+def create_app(
+    name: str,
+    predictor: Predictor,
+    served: ServedModel,
+    max_request_bytes: int = Settings.max_request_bytes,
+) -> FastAPI:
+    """The service's app for ``predictor``, deployed as ``name``.
+
+    Args:
+        max_request_bytes: The largest request body it accepts (the project's setting
+            ``max_request_bytes`` when deployed).
+    """
     schema = predictor.schema
     info = {
         "deployment": name,
@@ -75,10 +91,13 @@ def create_app(name: str, predictor: Predictor, served: ServedModel) -> FastAPI:
         """Predictions for the rows in the body, in their order."""
         try:
             payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _unprocessable(
-                [{"loc": ["body"], "msg": f"The body is not JSON: {exc}.", "type": "json_invalid"}]
-            )
+        except RecursionError:
+            message = "The body nests lists or objects too deeply to read. Send flat rows."
+            return _unprocessable([{"loc": ["body"], "msg": message, "type": "json_invalid"}])
+        # ValueError: JSON, but not JSON Python reads (an integer of over 4300 digits).
+        except (ValueError, UnicodeDecodeError) as exc:
+            message = f"The body is not JSON: {shown(str(exc))}."
+            return _unprocessable([{"loc": ["body"], "msg": message, "type": "json_invalid"}])
         try:
             rows = schema.parse(payload)
         except InputError as exc:
@@ -86,9 +105,11 @@ def create_app(name: str, predictor: Predictor, served: ServedModel) -> FastAPI:
         try:
             predictions = await run_in_threadpool(predictor.predict, rows)
         except PredictionError as exc:
-            return _unprocessable([{"loc": ["body"], "msg": str(exc), "type": "model_error"}])
+            message = shown(str(exc), MESSAGE_CHARS)
+            return _unprocessable([{"loc": ["body"], "msg": message, "type": "model_error"}])
         return JSONResponse({"predictions": predictions})
 
+    app.add_middleware(BodyLimitMiddleware, limit=max_request_bytes, where=f"deployment '{name}'")
     return app
 
 
@@ -135,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--declared", default="{}", help="input columns declared, as JSON")
     args = parser.parse_args(argv)
     served = ServedModel.from_dict(json.loads(args.served))
+    limit = load_settings().max_request_bytes
     print(f"mlzen: deployment '{args.name}' loading {served.describe()}", flush=True)
     try:
         predictor, _ = load_predictor(args.artifact_version, args.stack, json.loads(args.declared))
@@ -150,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     uvicorn.run(
-        create_app(args.name, predictor, served),
+        create_app(args.name, predictor, served, limit),
         host=args.host,
         port=args.port,
         log_level="info",

@@ -10,11 +10,9 @@ deletes (runs, model stages), an admin also manages users and keys.
   one here, and checking a key costs microseconds rather than argon2's tens of
   milliseconds on every request. Keys are accepted only in the ``Authorization:
   Bearer`` header, never in a query string (which access logs record).
-- The dashboard's session cookie ``mlzen_session`` (HttpOnly, SameSite=Lax, and Secure
-  when the request came over HTTPS) holds
-  ``<user id>.<expiry>.<signature>``: an HMAC-SHA256 over the user id, the expiry and
-  the user's password hash, under a secret kept in the store. Deleting the user or
-  changing their password ends every session of theirs.
+- The dashboard's session cookie ``mlzen_session`` names a session kept in the store
+  (:mod:`mlzen.server.sessions`); a state-changing request made with it must carry the
+  session's CSRF token. Logins are throttled (:mod:`mlzen.server.throttle`).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -33,6 +30,9 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlzen.errors import ConfigError
+from mlzen.server import sessions
+from mlzen.server.sessions import SESSION_COOKIE as SESSION_COOKIE
+from mlzen.server.sessions import SESSION_SECONDS as SESSION_SECONDS
 from mlzen.store import users as user_rows
 from mlzen.store.metadata import MetadataStore, utcnow
 
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
 RANK = {role: rank for rank, role in enumerate(ROLES)}
-SESSION_COOKIE = "mlzen_session"
-SESSION_SECONDS = 7 * 24 * 3600
 KEY_PREFIX = "mlzen_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
 # last_used_at is written at most this often per key, so reads stay reads.
@@ -111,16 +109,31 @@ def create_user(store: MetadataStore, name: str, password: str, role: str = "vie
             f"User name {name!r} is not valid. Use 1-255 characters without spaces.",
             user_name=name,
         )
+    _check_password(name, password)
+    user_id = user_rows.create_user(
+        store, name=name, password_hash=hash_password(password), role=checked
+    )
+    return User(id=user_id, name=name, role=checked)
+
+
+def set_password(store: MetadataStore, name: str, password: str) -> None:
+    """Give user ``name`` a new password; every session of theirs ends.
+
+    Raises:
+        ConfigError: The password is too short.
+        NotFoundError: No such user.
+    """
+    _check_password(name, password)
+    user_rows.set_password_hash(store, name, hash_password(password))
+
+
+def _check_password(name: str, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigError(
             f"The password for '{name}' is too short. Use at least {MIN_PASSWORD_LENGTH} "
             "characters.",
             user_name=name,
         )
-    user_id = user_rows.create_user(
-        store, name=name, password_hash=hash_password(password), role=checked
-    )
-    return User(id=user_id, name=name, role=checked)
 
 
 _DUMMY_HASH: str | None = None
@@ -183,74 +196,34 @@ def user_from_api_key(store: MetadataStore, key: str) -> User | None:
 
 # -- session cookies ---------------------------------------------------------------------
 
-_secrets: dict[str, bytes] = {}
-
-
-def _session_secret(store: MetadataStore) -> bytes:
-    secret = _secrets.get(store.url)
-    if secret is None:
-        secret = user_rows.session_secret(store, lambda: secrets.token_hex(32)).encode()
-        _secrets[store.url] = secret
-    return secret
-
-
-def _signature(store: MetadataStore, user_id: str, expires: int, password_hash: str) -> str:
-    message = f"{user_id}.{expires}.{password_hash}".encode()
-    return hmac.new(_session_secret(store), message, hashlib.sha256).hexdigest()
-
-
-def session_token(store: MetadataStore, user: User, *, lifetime: int = SESSION_SECONDS) -> str:
-    """A signed session token for ``user`` (the value of the session cookie)."""
-    row = user_rows.user_row(store, user_id=user.id)
-    if row is None:
-        raise ConfigError(f"User '{user.name}' no longer exists.", user_name=user.name)
-    expires = int(time.time()) + lifetime
-    return f"{user.id}.{expires}.{_signature(store, user.id, expires, row['password_hash'])}"
-
-
-def user_from_session(store: MetadataStore, token: str) -> User | None:
-    """The user a session token belongs to, if it is authentic and not expired."""
-    user_id, _, rest = token.partition(".")
-    expires_text, _, signature = rest.partition(".")
-    if not (user_id and expires_text.isdigit() and signature):
-        return None
-    expires = int(expires_text)
-    if expires < time.time():
-        return None
-    row = user_rows.user_row(store, user_id=user_id)
-    if row is None:
-        return None
-    expected = _signature(store, user_id, expires, row["password_hash"])
-    if not hmac.compare_digest(expected, signature):
-        return None
-    return User(id=row["id"], name=row["name"], role=row["role"])
-
 
 def set_session_cookie(
     response: Response, user: User, *, store: MetadataStore | None = None
-) -> None:
-    """Log ``user`` in on this response: an HttpOnly, SameSite=Lax session cookie.
+) -> str:
+    """Log ``user`` in on this response: a new session, in an HttpOnly, SameSite=Lax
+    cookie (Secure over HTTPS). Returns the session's CSRF token.
 
     Args:
         store: The store holding the user; by default that of the app serving the
             current request.
     """
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_token(store or current_store(), user),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="lax",
-        # Over HTTPS (e.g. behind a TLS proxy passing the scheme) the browser must never
-        # send it over plain HTTP.
-        secure=_current_https.get(False),
-        path="/",
-    )
+    token, csrf_token = sessions.start(store or current_store(), user.id)
+    sessions.set_cookie(response, token, secure=_current_https.get(False))
+    return csrf_token
 
 
-def clear_session_cookie(response: Response) -> None:
-    """Log out on this response: the session cookie is removed."""
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+def end_session(request: Request, response: Response) -> None:
+    """Log out on this response: the request's session ends in the store (a copy of
+    its cookie no longer works) and the cookie is removed."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        sessions.end(request.app.state.store, token)
+    sessions.clear_cookie(response)
+
+
+def is_https() -> bool:
+    """Whether the request being served came over HTTPS (cookies are then Secure)."""
+    return _current_https.get(False)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -294,6 +267,7 @@ def user_from_request(request: Request) -> User | None:
         return request.state.user  # type: ignore[no-any-return]
     store: MetadataStore = request.app.state.store
     user: User | None = None
+    session: sessions.Session | None = None
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
@@ -301,8 +275,12 @@ def user_from_request(request: Request) -> User | None:
     else:
         token = request.cookies.get(SESSION_COOKIE)
         if token:
-            user = user_from_session(store, token)
+            session = sessions.find(store, token)
+        if session is not None:
+            user = User(id=session.user_id, name=session.user_name, role=session.role)  # type: ignore[arg-type]
     request.state.user = user
+    # Set only for a caller authenticated by the cookie: what it changes needs CSRF checks.
+    request.state.session = session
     return user
 
 
@@ -316,6 +294,13 @@ def _require(role: Role) -> Callable[[Request], User]:
                 "at POST /api/v1/auth/login.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        session: sessions.Session | None = request.state.session
+        if session is not None and request.method not in sessions.SAFE_METHODS:
+            problem = sessions.csrf_problem(
+                request, session.csrf_token, request.headers.get(sessions.CSRF_HEADER)
+            )
+            if problem:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail=problem)
         if not user.can(role):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -44,6 +44,10 @@ class LoginRequest(BaseModel):
 
 class LoginResponse(BaseModel):
     user: User
+    csrf_token: str = Field(
+        description="Send it in the X-CSRF-Token header with the session cookie on every "
+        "request that changes something."
+    )
 
 
 class UserOut(BaseModel):

@@ -30,6 +30,8 @@ from mlzen.store.metadata import MetadataStore, new_id, next_version, safe_url, 
 from mlzen.store.operations import remote_read, remote_write
 
 _RETRIES = 10
+# Version numbers are 64-bit integers in every database mlzen supports.
+_LARGEST_VERSION = 2**63 - 1
 _VERSION_COLUMNS = [*t.model_versions.c, t.models.c.name.label("model_name")]
 
 
@@ -168,8 +170,11 @@ def find_version(
         query = query.where(t.model_versions.c.stage == wanted).order_by(
             t.model_versions.c.version.desc()
         )
-    elif wanted.isdigit():
-        query = query.where(t.model_versions.c.version == int(wanted))
+    elif wanted.isascii() and wanted.isdigit():
+        number = int(wanted)
+        if number > _LARGEST_VERSION:  # more than the column holds: no such version
+            raise _version_not_found(store, model, wanted)
+        query = query.where(t.model_versions.c.version == number)
     else:
         raise ConfigError(
             f"'{version}' is not a version of model '{model['name']}'. Use a number, "

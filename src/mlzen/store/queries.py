@@ -23,6 +23,10 @@ _RUN_COLUMNS = [*t.pipeline_runs.c, t.pipelines.c.name.label("pipeline_name")]
 _VERSION_COLUMNS = [*t.artifact_versions.c, t.artifacts.c.name.label("name")]
 
 
+_RUN_NAME_LENGTH = t.pipeline_runs.c.name.type.length or 255
+_ID_LENGTH = t.pipeline_runs.c.id.type.length or 32
+
+
 def _runs() -> Select[Any]:
     return select(*_RUN_COLUMNS).join(
         t.pipelines, t.pipelines.c.id == t.pipeline_runs.c.pipeline_id
@@ -72,21 +76,28 @@ def get_pipeline(store: MetadataStore, name: str) -> dict[str, Any]:
 @remote_read
 def find_run(store: MetadataStore, ref: str) -> dict[str, Any]:
     """A run by id, name or unique id prefix."""
-    row = _one(
-        store, _runs().where(or_(t.pipeline_runs.c.id == ref, t.pipeline_runs.c.name == ref))
-    )
+    # No run has a reference longer than a name can be: answered without a query, which
+    # a huge one could overflow (SQLite refuses LIKE patterns over 50,000 bytes).
+    row = None
+    if len(ref) <= _RUN_NAME_LENGTH:
+        row = _one(
+            store,
+            _runs().where(or_(t.pipeline_runs.c.id == ref, t.pipeline_runs.c.name == ref)),
+        )
     if row is not None:
         return row
-    matches = (
-        _all(store, _runs().where(t.pipeline_runs.c.id.startswith(ref)).limit(2)) if ref else []
-    )
+    matches = []
+    if ref and len(ref) < _ID_LENGTH:
+        prefix = t.pipeline_runs.c.id.startswith(ref, autoescape=True)
+        matches = _all(store, _runs().where(prefix).limit(2))
     if len(matches) == 1:
         return matches[0]
     hint = "several runs start with it; use more characters" if matches else "no run has it"
+    shown = ref if len(ref) <= _RUN_NAME_LENGTH else f"{ref[:40]}... ({len(ref)} characters)"
     raise NotFoundError(
-        f"No pipeline run with id or name '{ref}' ({hint}). List runs with "
+        f"No pipeline run with id or name '{shown}' ({hint}). List runs with "
         "Client().list_pipeline_runs().",
-        run=ref,
+        run=shown,
     )
 
 

@@ -345,7 +345,7 @@ class RemoteMetadataStore(MetadataStore):
             and error_class is not StoreError
         ):
             raise error_class(detail, **fields)
-        if status == 404 and name is None:
+        if status == 404:  # not an mlzen error: a route this server does not have
             raise StoreError(
                 f"The server at {server} does not serve {what} ({status}: {detail}). Is it an "
                 "mlzen server of the same version as this client? Check the URL.",

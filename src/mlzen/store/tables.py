@@ -322,3 +322,13 @@ server_sessions = Table(
     Column("expires_at", DateTime, nullable=False),
     Index("ix_server_sessions_user", "user_id"),
 )
+
+# Dashboard and API logins counted per user name and per client address (each key a
+# SHA-256), so every server process over one store throttles the same guesses.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+)

@@ -1,13 +1,14 @@
-"""The team server's users and API keys: reads and writes of their rows.
+"""The team server's users, API keys, dashboard sessions and login attempts: reads and
+writes of their rows.
 
-Only hashes reach this module: passwords and keys are hashed by ``mlzen.server.auth``
-before they are stored, and nothing here ever sees them in plain text. Each write is one
-transaction through :meth:`MetadataStore.write`.
+Only hashes reach this module: passwords, keys and session tokens are hashed by
+``mlzen.server`` before they are stored, and nothing here ever sees them in plain text.
+Each write is one transaction through :meth:`MetadataStore.write`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -28,7 +29,6 @@ _KEY_COLUMNS = [
     t.api_keys.c.last_used_at,
     t.api_keys.c.revoked_at,
 ]
-SESSION_SECRET_KEY = "server_session_secret"  # noqa: S105 (a settings key, not a secret)
 
 
 def _user_not_found(name: str) -> NotFoundError:
@@ -73,10 +73,11 @@ def create_user(store: MetadataStore, *, name: str, password_hash: str, role: st
 
 
 def delete_user(store: MetadataStore, name: str) -> None:
-    """Delete a user and (by cascade) every API key of theirs."""
+    """Delete a user with every API key and session of theirs."""
     with store.write() as connection:
         user_id = _user_id(connection, name)
         connection.execute(delete(t.api_keys).where(t.api_keys.c.user_id == user_id))
+        connection.execute(delete(t.server_sessions).where(t.server_sessions.c.user_id == user_id))
         connection.execute(delete(t.users).where(t.users.c.id == user_id))
 
 
@@ -188,26 +189,142 @@ def touch_api_key(store: MetadataStore, key_id: str, when: datetime) -> None:
         )
 
 
-def session_secret(store: MetadataStore, make: Any) -> str:
-    """The server's session-signing secret, created with ``make()`` on first use.
+# -- dashboard sessions -----------------------------------------------------------------
 
-    It lives in the store, so every server process over one store (and a restarted one)
-    accepts the same session cookies.
+
+def create_session(
+    store: MetadataStore,
+    *,
+    session_id: str,
+    user_id: str,
+    csrf_token: str,
+    expires_at: datetime,
+) -> None:
+    """Record a session (by the hash of its token); sessions already expired are removed."""
+    now = utcnow()
+    with store.write() as connection:
+        connection.execute(delete(t.server_sessions).where(t.server_sessions.c.expires_at <= now))
+        connection.execute(
+            insert(t.server_sessions).values(
+                id=session_id,
+                user_id=user_id,
+                csrf_token=csrf_token,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+
+
+def session_with_user(store: MetadataStore, session_id: str) -> dict[str, Any] | None:
+    """The unexpired session ``session_id`` joined to its user: ``csrf_token``,
+    ``expires_at``, ``user_id``, ``user_name``, ``role``."""
+    query = (
+        select(
+            t.server_sessions.c.csrf_token,
+            t.server_sessions.c.expires_at,
+            t.users.c.id.label("user_id"),
+            t.users.c.name.label("user_name"),
+            t.users.c.role,
+        )
+        .join(t.users, t.users.c.id == t.server_sessions.c.user_id)
+        .where(t.server_sessions.c.id == session_id, t.server_sessions.c.expires_at > utcnow())
+    )
+    with store.read() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else dict(row._mapping)
+
+
+def delete_session(store: MetadataStore, session_id: str) -> None:
+    """End one session (log out); ending one that is gone is not an error."""
+    with store.write() as connection:
+        connection.execute(delete(t.server_sessions).where(t.server_sessions.c.id == session_id))
+
+
+def set_password_hash(store: MetadataStore, name: str, password_hash: str) -> None:
+    """Give user ``name`` a new password hash, ending every session of theirs.
+
+    Raises:
+        NotFoundError: No such user.
     """
-    table = t.project_settings
-    for _ in range(3):
-        with store.read() as connection:
-            value = connection.execute(
-                select(table.c.value).where(table.c.key == SESSION_SECRET_KEY)
-            ).scalar()
-        if value is not None:
-            return str(value)
+    with store.write() as connection:
+        user_id = _user_id(connection, name)
+        connection.execute(
+            update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
+        )
+        connection.execute(delete(t.server_sessions).where(t.server_sessions.c.user_id == user_id))
+
+
+# -- login throttling --------------------------------------------------------------------
+
+
+def take_login_attempt(
+    store: MetadataStore, limits: dict[str, int], window: timedelta
+) -> timedelta | None:
+    """Count one login attempt against each key of ``limits`` (key -> attempts allowed
+    per ``window``), unless one of them has none left.
+
+    The attempt is counted before the password is checked, so requests sent at once
+    cannot all be checked before the first is counted.
+
+    Returns:
+        ``None`` when the attempt may go ahead (it is counted); else how long until the
+        fullest key's window ends (nothing is counted).
+    """
+    table = t.login_attempts
+    for attempt in range(3):
+        now = utcnow()
         try:
             with store.write() as connection:
-                connection.execute(insert(table).values(key=SESSION_SECRET_KEY, value=make()))
+                rows = {
+                    row.key: row
+                    for row in connection.execute(
+                        select(table).where(table.c.key.in_(list(limits))).with_for_update()
+                    )
+                }
+                wait = timedelta(0)
+                for key, limit in limits.items():
+                    row = rows.get(key)
+                    if row is not None and now < row.window_start + window:
+                        if row.attempts >= limit:
+                            wait = max(wait, row.window_start + window - now)
+                if wait:
+                    return wait
+                for key in limits:
+                    row = rows.get(key)
+                    if row is None:
+                        connection.execute(
+                            insert(table).values(key=key, attempts=1, window_start=now)
+                        )
+                    elif now >= row.window_start + window:
+                        connection.execute(
+                            update(table)
+                            .where(table.c.key == key)
+                            .values(attempts=1, window_start=now)
+                        )
+                    else:
+                        connection.execute(
+                            update(table)
+                            .where(table.c.key == key)
+                            .values(attempts=table.c.attempts + 1)
+                        )
+                connection.execute(delete(table).where(table.c.window_start < now - window))
+            return None
         except IntegrityError:
-            continue  # another server process created it first; read theirs
-    raise ConfigError(
-        "Could not create the server's session secret in the metadata store. Check that "
-        "the store is writable.",
-    )
+            # Another server process counted a first attempt for the same key at the same
+            # moment: count again, now that its row exists.
+            if attempt == 2:
+                raise
+    return None
+
+
+def give_back_login_attempt(store: MetadataStore, forget: str, release: str) -> None:
+    """After a successful login: forget the attempts counted for key ``forget`` (the user)
+    and give one back to key ``release`` (the address)."""
+    table = t.login_attempts
+    with store.write() as connection:
+        connection.execute(delete(table).where(table.c.key == forget))
+        connection.execute(
+            update(table)
+            .where(table.c.key == release, table.c.attempts > 0)
+            .values(attempts=table.c.attempts - 1)
+        )

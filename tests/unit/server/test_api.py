@@ -184,3 +184,25 @@ def test_an_editor_deletes_a_run_and_a_viewer_cannot(
         assert deleted.json()["deleted"] == old
         assert editor.get(f"/api/v1/runs/{old}").status_code == 404
     assert live.get("/api/v1/runs").json()["total"] == 1
+
+
+def test_an_operation_the_server_lacks_is_named_as_a_version_mismatch(live: LiveServer) -> None:
+    """Unknown routes answer 404 in the error shape too; the client still reads that as a
+    server of another version, not as a missing record."""
+    from mlzen.errors import StoreError
+    from mlzen.store.operations import Operation
+    from mlzen.store.remote import RemoteMetadataStore, close_connections
+
+    def not_on_the_server(store: object) -> None:
+        """Not an operation any server has."""
+
+    store = RemoteMetadataStore(live.url, live.keys["viewer"], retry_delays=())
+    try:
+        with pytest.raises(StoreError) as info:
+            store.remote_call(Operation(not_on_the_server, "viewer", True), (), {})
+    finally:
+        close_connections()
+    assert "same version" in info.value.message
+    unknown = live.get("/api/v1/no-such-route")
+    assert unknown.status_code == 404
+    assert set(unknown.json()) == {"error", "detail", "fields"}

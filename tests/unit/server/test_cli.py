@@ -58,6 +58,29 @@ def test_users_create_list_delete() -> None:
     assert "mlzen server users list" in missing.output
 
 
+def test_set_password_replaces_it_and_ends_the_users_sessions() -> None:
+    from mlzen.server import sessions
+
+    invoke("server", "users", "create", "dana", "--password", "first-password")
+    user = auth.authenticate_password(_store(), "dana", "first-password")
+    assert user is not None
+    token, _ = sessions.start(_store(), user.id)
+    changed = invoke(
+        "server", "users", "set-password", "dana", input="second-password\nsecond-password\n"
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "second-password" not in changed.output
+    assert auth.authenticate_password(_store(), "dana", "first-password") is None
+    assert auth.authenticate_password(_store(), "dana", "second-password") is not None
+    assert sessions.find(_store(), token) is None
+    short = invoke("server", "users", "set-password", "dana", "--password", "short")
+    assert short.exit_code == 2
+    assert "too short" in short.output
+    missing = invoke("server", "users", "set-password", "nobody", "--password", "long-enough")
+    assert missing.exit_code == 2
+    assert "mlzen server users list" in missing.output
+
+
 def test_keys_are_printed_once_listed_by_prefix_and_revoked() -> None:
     invoke("server", "users", "create", "ci", "--role", "editor", "--password", "ci-password")
     created = invoke("server", "keys", "create", "--user", "ci", "--name", "pipeline")

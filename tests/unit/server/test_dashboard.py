@@ -17,12 +17,27 @@ from tests.unit.server.conftest import PASSWORDS, LiveServer
 from tests.unit.server.pipelines_for_server import training
 
 
+def post_login(client: httpx.Client, **form: str) -> httpx.Response:
+    """Fetch the login form, then post it with its pre-session token, as a browser does
+    (a browser already logged in is sent on by the form, and keeps the token's cookie)."""
+    page = client.get("/login")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    token = found[1] if found else client.cookies.get("mlzen_login")
+    assert token, page.text
+    return client.post("/login", data={**form, "csrf_token": token})
+
+
+def csrf_token(client: httpx.Client) -> str:
+    """The session's CSRF token, as the dashboard's forms carry it."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/runs").text)
+    assert token is not None
+    return token[1]
+
+
 def browser(live: LiveServer, role: str = "viewer") -> httpx.Client:
     """An HTTP client logged in through the login form, holding the session cookie."""
     client = httpx.Client(base_url=live.url, timeout=30)
-    response = client.post(
-        "/login", data={"name": role, "password": PASSWORDS[role], "next": "/runs"}
-    )
+    response = post_login(client, name=role, password=PASSWORDS[role], next="/runs")
     if response.status_code != 303:
         client.close()
     assert response.status_code == 303
@@ -83,23 +98,17 @@ def test_pages_send_anonymous_visitors_to_the_login_form(live: LiveServer) -> No
 
 def test_login_rejects_a_wrong_password_and_never_redirects_off_site(live: LiveServer) -> None:
     with httpx.Client(base_url=live.url, timeout=30) as client:
-        wrong = client.post("/login", data={"name": "viewer", "password": "nope-nope"})
+        wrong = post_login(client, name="viewer", password="nope-nope")
         assert wrong.status_code == 401
         assert "Wrong user name or password." in wrong.text
         assert "mlzen_session" not in client.cookies
         for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-            response = client.post(
-                "/login",
-                data={"name": "viewer", "password": PASSWORDS["viewer"], "next": target},
-            )
+            response = post_login(client, name="viewer", password=PASSWORDS["viewer"], next=target)
             assert response.headers["location"] == "/runs"
-        response = client.post(
-            "/login",
-            data={"name": "viewer", "password": PASSWORDS["viewer"], "next": "/models"},
-        )
+        response = post_login(client, name="viewer", password=PASSWORDS["viewer"], next="/models")
         assert response.headers["location"] == "/models"
         assert client.get("/runs").status_code == 200
-        client.post("/logout")
+        client.post("/logout", data={"csrf_token": csrf_token(client)})
         assert "mlzen_session" not in client.cookies
         assert client.get("/runs").status_code == 303
 

@@ -2,7 +2,9 @@
 ``dashboard.queries`` and render a Jinja2 template.
 
 A page request without a valid session goes to ``/login`` and comes back after it. The
-two JSON endpoints that ``live.js`` polls answer 401 instead, like the REST API.
+two JSON endpoints that ``live.js`` polls answer 401 instead, like the REST API. Every
+form that changes something (log in, log out, promote, delete) posts the CSRF token of
+:mod:`mlzen.server.sessions` and is refused from another origin.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from mlzen.client import Client
-from mlzen.errors import MlzenError, NotFoundError
+from mlzen.errors import ConfigError, MlzenError, NotFoundError, TooManyAttemptsError
+from mlzen.server import sessions, throttle
 from mlzen.server.auth import (
+    Role,
     User,
-    authenticate_password,
-    clear_session_cookie,
+    end_session,
+    is_https,
     require_viewer,
     set_session_cookie,
     user_from_request,
@@ -31,6 +35,8 @@ from mlzen.server.dashboard.templating import duration, render, span, when
 from mlzen.server.deps import get_client
 
 PER_PAGE = 50
+# Bounded so that the database never sees an offset larger than its integers.
+MAX_PAGE = 10**9
 # A step page shows at most this many characters of logs, the end of them.
 LOG_CHARS = 200_000
 router = APIRouter(include_in_schema=False)
@@ -79,34 +85,84 @@ def html_errors(handler: Handler) -> Handler:
 # -- login --------------------------------------------------------------------------------
 
 
+def _login_page(
+    request: Request, next: str | None, error: str | None, status_code: int, name: str = ""
+) -> Response:
+    """The login form, with the pre-session token its post must carry (and the cookie
+    the token must match)."""
+    token = sessions.login_form_token(request)
+    context = {"next": _safe_next(next), "error": error, "name": name, "login_token": token}
+    response = render(request, "login.html", context, status_code=status_code)
+    sessions.set_login_cookie(response, token, secure=is_https())
+    return response
+
+
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
     if user_from_request(request) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return _login_page(request, next, None, 200)
 
 
 @router.post("/login")
 def login(
     request: Request,
-    name: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/runs",
+    name: Annotated[str, Form(max_length=255)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2048)] = "/runs",
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
-    user = authenticate_password(request.app.state.store, name, password)
+    """Log in with the form; refused when posted from another site or without the
+    form's token, and throttled (429) after too many attempts."""
+    expected = request.cookies.get(sessions.LOGIN_COOKIE, "")
+    problem = sessions.csrf_problem(request, expected, csrf_token)
+    if problem:
+        if not expected and not sessions.cross_site(request):
+            problem = "The login form has expired. Log in again."
+        return _login_page(request, next, problem, 403, name)
+    address = request.client.host if request.client else "unknown"
+    try:
+        user = throttle.login(request.app.state.store, name, password, address)
+    except TooManyAttemptsError as exc:
+        response = _login_page(request, next, exc.message, 429, name)
+        response.headers["Retry-After"] = str(exc.fields["retry_after"])
+        return response
     if user is None:
-        context = {"next": _safe_next(next), "error": "Wrong user name or password.", "name": name}
-        return render(request, "login.html", context, status_code=401)
+        return _login_page(request, next, "Wrong user name or password.", 401, name)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, user, store=request.app.state.store)
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """End the session (on the server, not only in this browser), then the login page."""
+    refused = _refused_form(request, csrf_token)
+    if refused is not None:
+        return refused
     response = RedirectResponse("/login", status_code=303)
-    clear_session_cookie(response)
+    end_session(request, response)
     return response
+
+
+def _refused_form(request: Request, csrf_token: str, role: Role = "viewer") -> Response | None:
+    """The page refusing a dashboard form's post, or ``None`` when it may go ahead: the
+    caller is logged in with ``role`` (or more) and, when a session cookie is what logs
+    them in, the post carries its CSRF token and comes from this origin."""
+    user = user_from_request(request)
+    if user is None:
+        return RedirectResponse(_login_url("/runs"), status_code=303)
+    session: sessions.Session | None = request.state.session
+    problem = sessions.csrf_problem(request, session.csrf_token, csrf_token) if session else None
+    if problem is None and not user.can(role):
+        problem = (
+            f"This needs the '{role}' role; user '{user.name}' is '{user.role}'. An admin "
+            "can give you another role."
+        )
+    if problem is None:
+        return None
+    error = MlzenError(problem)
+    return render(request, "error.html", {"error": error, "title": "Refused"}, 403)
 
 
 @router.get("/")
@@ -156,10 +212,10 @@ class RunQuery:
 
 
 def _run_query(
-    pipeline: str | None = None,
-    status: str | None = None,
-    q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    pipeline: Annotated[str | None, Query(max_length=255)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(max_length=255)] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> RunQuery:
     return RunQuery(pipeline, status, q, page)
 
@@ -229,6 +285,28 @@ def run(request: Request, run_ref: str, user: PageUser, client: ClientDep) -> Re
     ]
     context = {"run": found, "svg": svg, "steps": rows, "metadata": found.metadata}
     return render(request, "run.html", context)
+
+
+@router.post("/runs/{run_ref}/delete")
+@html_errors
+def delete_run(
+    request: Request,
+    run_ref: str,
+    client: ClientDep,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Delete a finished run and the artifact versions only it used (editor)."""
+    refused = _refused_form(request, csrf_token, "editor")
+    if refused is not None:
+        return refused
+    found = client.get_pipeline_run(run_ref)
+    if found.status == "running":
+        raise ConfigError(
+            f"Run '{found.name}' is still running. Wait for it to finish, then delete it.",
+            run=found.name,
+        )
+    client.store.delete_run(found.id)
+    return RedirectResponse("/runs", status_code=303)
 
 
 @router.get("/runs/{run_id}/live.json")
@@ -414,8 +492,36 @@ def models(request: Request, user: PageUser, client: ClientDep) -> Response:
 @router.get("/models/{name}")
 @html_errors
 def model(request: Request, name: str, user: PageUser, client: ClientDep) -> Response:
+    from mlzen.model import STAGES
+
     row, versions = queries.model_versions(client.store, name)
-    return render(request, "model.html", {"model": row, "versions": versions})
+    context = {
+        "model": row,
+        "versions": versions,
+        "stages": STAGES,
+        "can_edit": user.can("editor"),
+    }
+    return render(request, "model.html", context)
+
+
+@router.post("/models/{name}/versions/{version}/promote")
+@html_errors
+def promote(
+    request: Request,
+    name: str,
+    version: str,
+    client: ClientDep,
+    stage: Annotated[str, Form(max_length=32)] = "",
+    force: Annotated[bool, Form()] = False,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Move a model version to a stage (editor); taking a stage another version holds
+    needs ``force`` (that version is archived)."""
+    refused = _refused_form(request, csrf_token, "editor")
+    if refused is not None:
+        return refused
+    client.get_model_version(name, version).promote(stage, force=force)
+    return RedirectResponse(f"/models/{quote(name, safe='')}", status_code=303)
 
 
 # -- comparison ---------------------------------------------------------------------------

@@ -20,8 +20,14 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 def render(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    """Render template ``name``; every page also gets the logged-in ``user``."""
-    context = {"user": getattr(request.state, "user", None), **context}
+    """Render template ``name``; every page also gets the logged-in ``user`` and, when
+    the browser is logged in with a session, the ``csrf_token`` its forms carry."""
+    session = getattr(request.state, "session", None)
+    context = {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": session.csrf_token if session is not None else "",
+        **context,
+    }
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 

@@ -2,36 +2,41 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from mlzen.server.auth import (
-    User,
-    ViewerUser,
-    authenticate_password,
-    clear_session_cookie,
-    set_session_cookie,
-)
+from mlzen.server import throttle
+from mlzen.server.auth import User, ViewerUser, end_session, set_session_cookie
 from mlzen.server.deps import StoreDep
-from mlzen.server.schemas import LoginRequest, LoginResponse, Message
+from mlzen.server.schemas import ErrorBody, LoginRequest, LoginResponse, Message
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=LoginResponse)
-async def login(body: LoginRequest, response: Response, store: StoreDep) -> LoginResponse:
-    """Check a user name and password; on success set the ``mlzen_session`` cookie."""
-    user = await run_in_threadpool(authenticate_password, store, body.username, body.password)
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+)
+async def login(
+    body: LoginRequest, request: Request, response: Response, store: StoreDep
+) -> LoginResponse:
+    """Check a user name and password; on success start a session (the
+    ``mlzen_session`` cookie) and answer its CSRF token, which a request that changes
+    something must send in the ``X-CSRF-Token`` header along with the cookie. Too many
+    logins for one user or from one address answer 429 with ``Retry-After``."""
+    address = request.client.host if request.client else "unknown"
+    user = await run_in_threadpool(throttle.login, store, body.username, body.password, address)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Wrong user name or password.")
-    set_session_cookie(response, user, store=store)
-    return LoginResponse(user=user)
+    csrf_token = set_session_cookie(response, user, store=store)
+    return LoginResponse(user=user, csrf_token=csrf_token)
 
 
 @router.post("/logout", response_model=Message)
-def logout(response: Response, user: ViewerUser) -> Message:
-    """End this browser's session (the cookie is cleared)."""
-    clear_session_cookie(response)
+def logout(request: Request, response: Response, user: ViewerUser) -> Message:
+    """End this browser's session: it is deleted on the server and the cookie cleared."""
+    end_session(request, response)
     return Message(message=f"Logged out {user.name}.")
 
 

@@ -30,7 +30,9 @@ from mlzen.store import queries
 router = APIRouter(dependencies=[Depends(require_viewer)])
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="How many to skip.")]
+# Bounded so that the database never sees an offset larger than its integers.
+MAX_OFFSET = 10**12
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many to skip.")]
 
 
 def run_out(run: PipelineRun) -> RunOut:
@@ -152,8 +154,8 @@ def list_runs(
     filters: dict[str, Any] = {
         "pipeline": pipeline,
         "status": status,
-        "created_after": _naive_utc(created_after),
-        "created_before": _naive_utc(created_before),
+        "created_after": _naive_utc(created_after, "created_after"),
+        "created_before": _naive_utc(created_before, "created_before"),
     }
     runs = client.list_pipeline_runs(**filters, limit=limit, offset=offset)
     total = queries.count_runs(client.store, **filters)
@@ -216,7 +218,7 @@ def get_step_run(step_run_id: str, client: ClientDep) -> StepRunOut:
 def step_logs(
     step_run_id: str,
     client: ClientDep,
-    offset: Annotated[int, Query(ge=0, description="Characters already read.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Characters already read.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1_000_000, description="At most this many.")] = 200_000,
 ) -> LogChunk:
     """A step's captured output from ``offset``; poll with ``next_offset`` while it runs."""
@@ -269,10 +271,21 @@ def _step_of(client: Client, run: str, step_id: str) -> StepRun:
     return step
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    """The store keeps naive UTC times; an aware filter value is converted to one."""
+def _naive_utc(value: datetime | None, name: str) -> datetime | None:
+    """The store keeps naive UTC times; an aware filter value is converted to one.
+
+    Raises:
+        ConfigError: In UTC the time falls outside the years 1-9999.
+    """
     if value is None or value.tzinfo is None:
         return value
     from datetime import UTC
 
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ConfigError(
+            f"'{name}' is {value.isoformat()}, which is outside the years 1-9999 in UTC. "
+            "Give a time within them.",
+            parameter=name,
+        ) from None

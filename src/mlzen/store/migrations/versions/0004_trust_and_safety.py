@@ -1,5 +1,5 @@
 """Trust boundary and data safety: artifact file manifests and store ids, hook failures,
-server sessions.
+server sessions and login throttling.
 
 Revision ID: 0004
 Revises: 0003
@@ -37,9 +37,17 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_server_sessions_user", "server_sessions", ["user_id"])
+    op.create_table(
+        "login_attempts",
+        # SHA-256 of the user name or the client address a login came from.
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("window_start", sa.DateTime, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("login_attempts")
     op.drop_index("ix_server_sessions_user", "server_sessions")
     op.drop_table("server_sessions")
     with op.batch_alter_table("step_runs") as batch:

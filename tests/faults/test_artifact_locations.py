@@ -265,6 +265,10 @@ def test_a_pickle_an_editor_recorded_never_runs_in_a_viewers_process(
     assert "outside this stack's artifact store" in err
     code, out, err = run_main("deploy", f"{model}:latest", "--artifact", name)
     assert code == 2, out + err
+    assert "needs the 'editor' role" in err  # the role is checked before anything loads
+    login(server, "editor")  # an editor's deploy reaches the artifact, and is refused too
+    code, out, err = run_main("deploy", f"{model}:latest", "--artifact", name)
+    assert code == 2, out + err
     assert "outside this stack's artifact store" in err
     assert not marker.exists(), "an unpickled record ran code in the viewer's process"
     assert not second.exists(), "an unpickled record ran code in the viewer's process"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -72,7 +73,11 @@ def test_nothing_listening_is_a_clear_error() -> None:
         check_address(address, timeout=5)
 
 
-def test_stack_validation_names_the_stack_and_the_address(listening) -> None:
+def test_stack_validation_names_the_stack_and_the_address(
+    listening, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process already connected to Ray (an earlier test's) leaves the check to Ray.
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
     address = listening(b"nope")
     orchestrator = RayOrchestrator(address=address, connect_timeout=5)
     stack = Stack(

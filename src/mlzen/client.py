@@ -331,12 +331,24 @@ class Client:
         run_name: str | None = None,
         resume_from: PipelineRun | str | None = None,
     ) -> PipelineRun:
-        """Run a built pipeline on this client's stack and return the finished run."""
-        from mlzen.orchestrators.base import Heartbeat, RunHandle, schedule
+        """Run a built pipeline on this client's stack and return the finished run.
+
+        SIGTERM stops the run as Ctrl-C does (see ``StopOnSigterm``), then ends the
+        process as SIGTERM would.
+        """
+        from mlzen.orchestrators.base import (
+            Heartbeat,
+            RunHandle,
+            RunTerminated,
+            StopOnSigterm,
+            schedule,
+        )
         from mlzen.runtime.environment import code_version, python_environment
         from mlzen.runtime.fingerprint import source_of
+        from mlzen.runtime.worker import refuse_run_in_worker
         from mlzen.store.metadata import new_id, utcnow
 
+        refuse_run_in_worker(spec.name)
         self.stack.validate()
         # Outputs record the artifact store they are saved in; give it its id first.
         self.stack.claim_artifact_store()
@@ -401,40 +413,49 @@ class Client:
         handle = RunHandle(run_id, name, spec.name, reuse, tracker=tracker)
         status, error, failed = "failed", None, []
         progress = _Progress(name, len(spec.steps)) if settings.progress else None
-        try:
-            if tracker is not None:
-                handle.tracker_run = tracker.start_run(
-                    pipeline_name=spec.name,
-                    run_id=run_id,
-                    run_name=name,
-                    parameters=spec.parameters,
-                )
-            with Heartbeat(self.store, run_id, settings.heartbeat_interval):
-                outcomes = schedule(spec, steps, handle, self.stack.executor(), progress)
-            failed = [o for o in outcomes.values() if not o.succeeded]
-            status = "failed" if failed else "completed"
-            error = failed[0].error if failed else None
-        except KeyboardInterrupt:
-            status, error = "stopped", "Stopped by the user (KeyboardInterrupt)."
-            raise
-        except BaseException:
-            error = traceback.format_exc()
-            raise
-        finally:
-            step_errors = {o.step_id: o.error for o in failed if o.error}
-            unrecorded = self._record_end(run_id, name, status, error, step_errors)
-            if tracker is not None and handle.tracker_run is not None:
-                try:
-                    tracker.end_run(handle.tracker_run, status=status)
-                except Exception as exc:  # the run is recorded; say what the tracker missed
+        with StopOnSigterm() as sigterm:
+            try:
+                with sigterm.armed():
+                    if tracker is not None:
+                        handle.tracker_run = tracker.start_run(
+                            pipeline_name=spec.name,
+                            run_id=run_id,
+                            run_name=name,
+                            parameters=spec.parameters,
+                        )
+                    with Heartbeat(self.store, run_id, settings.heartbeat_interval, name):
+                        outcomes = schedule(spec, steps, handle, self.stack.executor(), progress)
+                failed = [o for o in outcomes.values() if not o.succeeded]
+                status = "failed" if failed else "completed"
+                error = failed[0].error if failed else None
+            except KeyboardInterrupt as exc:
+                status, error = "stopped", "Stopped by the user (KeyboardInterrupt)."
+                if isinstance(exc, RunTerminated):
+                    error = "Stopped by SIGTERM."
                     print(
-                        f"mlzen: warning: the experiment tracker missed the end: {exc}",
+                        f"mlzen: run '{name}' stopped by SIGTERM: its running steps were "
+                        "marked stopped.",
                         file=sys.stderr,
                     )
-            if progress is not None:
-                progress.finish(status)
-            if unrecorded is not None:
-                raise unrecorded
+                raise
+            except BaseException:
+                error = traceback.format_exc()
+                raise
+            finally:
+                step_errors = {o.step_id: o.error for o in failed if o.error}
+                unrecorded = self._record_end(run_id, name, status, error, step_errors)
+                if tracker is not None and handle.tracker_run is not None:
+                    try:
+                        tracker.end_run(handle.tracker_run, status=status)
+                    except Exception as exc:  # the run is recorded; say what the tracker missed
+                        print(
+                            f"mlzen: warning: the experiment tracker missed the end: {exc}",
+                            file=sys.stderr,
+                        )
+                if progress is not None:
+                    progress.finish(status)
+                if unrecorded is not None:
+                    raise unrecorded
         run = self.get_pipeline_run(run_id)
         if failed:
             first = failed[0]

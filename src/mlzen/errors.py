@@ -21,6 +21,7 @@ The tree::
     │   ├── MaterializerError       a value that could not be saved or loaded
     │   └── ArtifactCorruptedError  stored bytes whose hash no longer matches
     ├── StoreError                  the metadata store could not be used
+    ├── LeaseLostError              a step-run write for a run its driver no longer holds
     ├── DeploymentError             a prediction service that could not start or stop
     ├── StageConflictError          a model stage another version holds (pass force)
     ├── TooManyAttemptsError        logins refused for a while after too many failures
@@ -124,6 +125,28 @@ class ArtifactCorruptedError(ArtifactError):
 
 class StoreError(MlzenError):
     """The metadata store could not be opened, migrated or written."""
+
+
+class LeaseLostError(MlzenError):
+    """A step run written for a run that is not ``running``, or whose driver's lease ran out.
+
+    A run belongs to the driver that created it, for as long as the driver renews its
+    lease (heartbeats). A write from a process that outlived its driver, or for a run
+    that was stopped or has finished, is refused.
+
+    Attributes:
+        run_id: the run.
+        status: the run's status (``running`` when only its lease ran out).
+        reclaimable: whether the run's driver may still take it back: the run is
+            ``crashed`` (or about to be) only because its lease ran out, and a live
+            driver's next heartbeat makes it ``running`` again.
+        lease_seconds: the run's lease.
+    """
+
+    run_id: str
+    status: str
+    reclaimable: bool
+    lease_seconds: float
 
 
 class StageConflictError(MlzenError):

@@ -60,6 +60,13 @@ class OrchestratorComponent(ABC):
     def executor(self, store: MetadataStore, artifacts: ArtifactStore) -> StepExecutor:
         """A fresh executor for one run."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast, before a run is created, if the orchestrator cannot be reached.
+
+        Raises:
+            ConfigError: naming what is at fault and the fix.
+        """
+
 
 @dataclass(frozen=True)
 class MetadataStoreComponent:

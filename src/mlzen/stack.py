@@ -134,7 +134,8 @@ class Stack:
         """Fail fast, before a run starts, if this stack cannot work.
 
         A remote orchestrator needs an artifact store and a metadata store that other
-        machines reach (not a local folder, not SQLite); an artifact store with a
+        machines reach (not a local folder, not SQLite); the orchestrator's ``check()``
+        runs (e.g. Ray: its address answers, within a timeout); an artifact store with a
         ``check()`` (e.g. S3: the bucket exists and is writable) runs it.
 
         Raises:
@@ -174,6 +175,19 @@ class Stack:
                     kind="metadata_store",
                     component=names["metadata_store"],
                 )
+        if orchestrator is not None:
+            try:
+                orchestrator.check()
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"Stack '{self.name}', orchestrator '{names['orchestrator']}': {exc.message}",
+                    **{
+                        **exc.fields,
+                        "stack": self.name,
+                        "kind": "orchestrator",
+                        "component": names["orchestrator"],
+                    },
+                ) from exc
         check = getattr(self.artifact_store, "check", None)
         if callable(check):
             try:

@@ -31,6 +31,7 @@ from mlzen.orchestrators.ray import (
     RayOrchestrator,
     RayOrchestratorConfig,
     RayOrchestratorFlavor,
+    check_address,
     task_options,
 )
 from mlzen.spec import StepSpec
@@ -351,6 +352,10 @@ def test_abort_cancels_running_tasks(ray_stack: Stack) -> None:
     with pytest.raises(ray.exceptions.RayError):
         submitted["slow_increment"].result(timeout=30)
     assert time.monotonic() - started < 30  # cancelled, not slept out
+
+
+def test_a_real_head_passes_the_address_check(ray_cluster: str) -> None:
+    check_address(ray_cluster, timeout=30)
 
 
 def test_connection_is_reused_and_another_cluster_refused(

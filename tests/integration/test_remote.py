@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from mlzen import Client
 from mlzen.cli.main import cli
 from mlzen.config import load_settings
-from mlzen.errors import StoreError
+from mlzen.errors import LeaseLostError, StoreError
 from mlzen.store import queries
 from mlzen.store.metadata import MetadataStore
 from mlzen.store.remote import RemoteMetadataStore, close_connections
@@ -506,6 +506,48 @@ def test_a_run_outlives_a_server_restart_shorter_than_its_lease(
         assert run.steps["after_gate"].outputs["done"].load() == "opened-restart-passed-done"
     finally:
         server.stop()
+
+
+def test_the_server_refuses_steps_of_a_crashed_run_until_its_driver_takes_it_back(
+    team_server: TeamServer, project: Path
+) -> None:
+    login(team_server)
+    store = Client().store
+    run_id = store.create_run(
+        pipeline_name="leased",
+        run_name=f"leased-{uuid.uuid4().hex}",
+        spec={},
+        parameters={},
+        stack="local",
+        code_version={},
+        environment={},
+        lease_seconds=0.3,
+    )
+    step_run_id = store.start_step_run(
+        run_id=run_id,
+        step_id="s",
+        step_name="s",
+        parameters={},
+        config={},
+        source="m:s",
+        code_hash="c",
+        cache_key=uuid.uuid4().hex,
+        cache_key_parts={},
+        inputs={},
+    )
+    deadline = time.monotonic() + 60
+    while store.expire_stale_runs([run_id]) != [run_id]:
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.05)
+
+    with pytest.raises(LeaseLostError) as refused:
+        store.finish_step_run(step_run_id, status="completed")
+    # The fields a worker needs to wait for its driver come back over HTTP.
+    assert refused.value.reclaimable is True and refused.value.lease_seconds == 0.3
+    assert refused.value.status == "crashed" and refused.value.run_id == run_id
+    assert store.heartbeat(run_id) is True
+    store.finish_step_run(step_run_id, status="completed")
+    assert queries.get_step_run(store, step_run_id)["status"] == "completed"
 
 
 def test_cli_commands_list_login_and_logout() -> None:

@@ -8,10 +8,13 @@ finish, and reports every outcome.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
 import threading
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -121,11 +124,18 @@ def schedule(
 
 
 class Heartbeat:
-    """Renews a run's lease from a daemon thread while the run is being driven."""
+    """Renews a run's lease from a daemon thread while the run is being driven.
 
-    def __init__(self, store: MetadataStore, run_id: str, interval: float) -> None:
+    A beat that finds the run marked ``crashed`` (a reader saw its lease run out while
+    something starved this thread) takes it back, and says so on stderr.
+    """
+
+    def __init__(
+        self, store: MetadataStore, run_id: str, interval: float, run_name: str | None = None
+    ) -> None:
         self._store = store
         self._run_id = run_id
+        self._run_name = run_name or run_id
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="mlzen-heartbeat", daemon=True)
@@ -141,6 +151,71 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._store.heartbeat(self._run_id)
+                reclaimed = self._store.heartbeat(self._run_id)
             except Exception:  # noqa: S112 - a missed beat must not kill the run
                 continue
+            if reclaimed:
+                print(
+                    f"mlzen: warning: run '{self._run_name}' was marked crashed: this driver "
+                    "sent no heartbeat for longer than the run's lease. The driver is alive "
+                    "and took the run back. A step that holds the GIL that long starves the "
+                    "heartbeat: run it in a worker process (@step(settings={'executor': "
+                    "'processes'})) or raise MLZEN_LEASE_SECONDS.",
+                    file=sys.stderr,
+                )
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM reached the driver: the run stops as it does on Ctrl-C."""
+
+
+class StopOnSigterm:
+    """While a run is driven from the main thread, SIGTERM stops it as Ctrl-C does.
+
+    Within :meth:`armed` (while the steps are driven), the first SIGTERM raises
+    :class:`RunTerminated` in the main thread, so the run and its running steps end
+    ``stopped`` and worker processes are ended; a SIGTERM that comes while the run's end
+    is being recorded waits for it. On leaving, the default action is restored and a
+    SIGTERM received is delivered again: the process ends as SIGTERM ends it (exit
+    status 143), with its run recorded. A program that handles or ignores SIGTERM
+    itself, or a run driven from another thread, keeps its own behaviour.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._armed = False
+        self._installed = False
+
+    def __enter__(self) -> StopOnSigterm:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        ):
+            signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """Within this block, SIGTERM raises :class:`RunTerminated`."""
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = not self.received
+        self.received = True
+        if first and self._armed:
+            self._armed = False
+            raise RunTerminated("Stopped by SIGTERM.")
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._installed:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.received:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.raise_signal(signal.SIGTERM)

@@ -5,12 +5,14 @@ steps release the GIL in numpy, pandas or their framework.  A step that holds th
 (pure-Python CPU work) can run in a worker process with
 ``@step(settings={"executor": "processes"})``, or every step of a run with
 ``MLZEN_EXECUTOR=processes``.  Worker processes are spawned (never forked, which is
-unsafe beside threads) and open their own store connection.
+unsafe beside threads), open their own store connection, and end with their driver,
+even when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +21,12 @@ from mlzen.errors import ConfigError
 from mlzen.flavors import Flavor, OrchestratorComponent, deferred_config
 from mlzen.orchestrators.base import StepExecutor
 from mlzen.runtime.run_step import StepLaunch, StepOutcome, run_step
-from mlzen.runtime.worker import pickle_for_worker, pickle_invocation, run_pickled_step
+from mlzen.runtime.worker import (
+    die_with_driver,
+    pickle_for_worker,
+    pickle_invocation,
+    run_pickled_step,
+)
 from mlzen.spec import PipelineSpec
 from mlzen.steps import Step
 from mlzen.store.metadata import MetadataStore
@@ -90,7 +97,10 @@ class LocalExecutor(StepExecutor):
             # Sized by how many steps may want a process; workers start only on demand.
             workers = self._max_workers or max(1, min(MAX_THREADS, self._process_steps))
             self._processes = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_driver,
+                initargs=(os.getpid(),),
             )
         return self._processes
 

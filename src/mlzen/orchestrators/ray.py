@@ -107,6 +107,7 @@ class RayOrchestratorConfig(BaseModel):
             every core). A running cluster's CPUs are set by ``ray start --num-cpus``.
         runtime_env: Ray runtime environment for the workers (``env_vars``,
             ``working_dir``, ``pip``, ...); mlzen adds the driver's ``PYTHONPATH``.
+        connect_timeout: Seconds the address has to answer before a run starts.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -114,6 +115,7 @@ class RayOrchestratorConfig(BaseModel):
     address: str | None = None
     num_cpus: int | None = Field(default=None, ge=1)
     runtime_env: dict[str, Any] | None = None
+    connect_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("address")
     @classmethod
@@ -178,6 +180,19 @@ class RayOrchestrator(OrchestratorComponent):
     def executor(self, store: MetadataStore, artifacts: ArtifactStore) -> RayExecutor:
         return RayExecutor(self.config, store, artifacts)
 
+    def check(self) -> None:
+        """Fail fast if the configured address does not answer as a Ray cluster.
+
+        Ray itself retries a wrong address for minutes, printing only warnings. A
+        process already connected to Ray is left to the executor, which checks that the
+        connection is to the same cluster.
+        """
+        address = self.config.address
+        ray = sys.modules.get("ray")
+        if address is None or address == "auto" or (ray is not None and ray.is_initialized()):
+            return
+        check_address(address, self.config.connect_timeout)
+
     def __repr__(self) -> str:
         return f"RayOrchestrator(address={self.config.address!r})"
 
@@ -193,6 +208,68 @@ class RayOrchestratorFlavor(Flavor):
         if not isinstance(config, RayOrchestratorConfig):
             config = RayOrchestratorConfig.model_validate(config)
         return RayOrchestrator(config)
+
+
+# -- reaching the cluster ----------------------------------------------------------------
+
+#: What an HTTP/2 client sends first (RFC 9113, 3.4), then an empty SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_SETTINGS_FRAME = 0x4
+
+
+def check_address(address: str, timeout: float) -> None:
+    """Check that something at ``address`` answers as a Ray head would, within ``timeout``.
+
+    A head's GCS port and a Ray Client server both speak gRPC, whose server answers an
+    HTTP/2 preface with a SETTINGS frame; anything else listening there (a web server, a
+    database) does not. With TLS (``RAY_USE_TLS``) only the connection is checked.
+
+    Raises:
+        ConfigError: naming the address, what went wrong and the fix.
+    """
+    parsed = parse_address(address)
+    if parsed is None:
+        return
+    _, host, port = parsed
+    fix = (
+        "Fix the Ray orchestrator's address: a head node's GCS port as `ray start --head` "
+        "prints it (e.g. 127.0.0.1:6379), or ray://host:10001 for Ray Client; raise "
+        "connect_timeout if the cluster is only slow."
+    )
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            connection.sendall(_HTTP2_PREFACE)
+            answer = _receive(connection, 9)
+    except TimeoutError:
+        raise ConfigError(
+            f"The Ray cluster at {address} did not answer within {timeout:g}s. {fix}",
+            address=address,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot connect to the Ray cluster at {address}: {exc.strerror or exc}. Start "
+            f"the cluster (e.g. `ray start --head`), or: {fix}",
+            address=address,
+        ) from None
+    if len(answer) < 9 or answer[3] != _SETTINGS_FRAME:
+        raise ConfigError(
+            f"Something listens at {address}, but it is not a Ray cluster (it does not "
+            f"speak gRPC). {fix}",
+            address=address,
+        )
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    """Up to ``size`` bytes: fewer if the peer closes the connection first."""
+    received = b""
+    while len(received) < size:
+        chunk = connection.recv(size - len(received))
+        if not chunk:
+            break
+        received += chunk
+    return received
 
 
 # -- resources ---------------------------------------------------------------------------

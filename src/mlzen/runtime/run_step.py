@@ -38,6 +38,7 @@ from mlzen.model import ModelVersionInfo
 from mlzen.runtime.caching import cache_key, cache_key_parts, output_available
 from mlzen.runtime.context import StepContext, reset_step_context, set_step_context
 from mlzen.runtime.fingerprint import code_fingerprint, source_of
+from mlzen.runtime.lease import under_lease
 from mlzen.runtime.logs import capture_logs
 from mlzen.spec import StepSpec
 from mlzen.steps import Step
@@ -123,8 +124,10 @@ def run_step(
         model_version = _model_version(launch, store)
     except MlzenError as exc:
         error = f"{type(exc).__name__}: {exc.message}"
-        step_run_id = store.start_step_run(**record)
-        store.finish_step_run(step_run_id, status=FAILED, attempts=0, error=error)
+        step_run_id = under_lease(lambda: store.start_step_run(**record))
+        under_lease(
+            lambda: store.finish_step_run(step_run_id, status=FAILED, attempts=0, error=error)
+        )
         return StepOutcome(spec.id, FAILED, {}, step_run_id, error)
     model_version_id = model_version.id if model_version is not None else None
     # The artifact store's publishing lock (shared) spans from finding or writing output
@@ -132,18 +135,20 @@ def run_step(
     with artifacts.publishing():
         hit = _reusable(launch, key, store, artifacts)
         if hit is not None:
-            step_run_id = store.start_step_run(
-                **record,
-                status=CACHED,
-                cached_from_id=hit["id"],
-                outputs=hit["outputs"],
-                model_version_id=model_version_id,
+            step_run_id = under_lease(
+                lambda: store.start_step_run(
+                    **record,
+                    status=CACHED,
+                    cached_from_id=hit["id"],
+                    outputs=hit["outputs"],
+                    model_version_id=model_version_id,
+                )
             )
     if hit is not None:
         _track_cached(launch, step_run_id, hit["id"])
         return StepOutcome(spec.id, CACHED, dict(hit["outputs"]), step_run_id)
 
-    step_run_id = store.start_step_run(**record)
+    step_run_id = under_lease(lambda: store.start_step_run(**record))
     context = StepContext(
         run_id=launch.run_id,
         run_name=launch.run_name,
@@ -200,27 +205,31 @@ def run_step(
                 step.options.on_failure, FAILURE_HOOK, spec.id, exception=exc, context=context
             )
             reset_step_context(token)
-            store.finish_step_run(
-                step_run_id,
-                status=FAILED,
-                attempts=attempts,
-                error=error,
-                logs=logs.getvalue(),
-                metadata=context.metadata,
-                hook_error=hook_error,
+            under_lease(
+                lambda: store.finish_step_run(
+                    step_run_id,
+                    status=FAILED,
+                    attempts=attempts,
+                    error=error,
+                    logs=logs.getvalue(),
+                    metadata=context.metadata,
+                    hook_error=hook_error,
+                )
             )
             return StepOutcome(spec.id, FAILED, {}, step_run_id, error, hook_error)
         reset_step_context(token)
-        created = store.finish_step_run(
-            step_run_id,
-            status=COMPLETED,
-            outputs=outputs,
-            attempts=attempts,
-            logs=logs.getvalue(),
-            metadata=context.metadata,
-            output_metadata=context.output_metadata,
-            model_version_id=model_version_id,
-            model_metadata=context.model_metadata,
+        created = under_lease(
+            lambda: store.finish_step_run(
+                step_run_id,
+                status=COMPLETED,
+                outputs=outputs,
+                attempts=attempts,
+                logs=logs.getvalue(),
+                metadata=context.metadata,
+                output_metadata=context.output_metadata,
+                model_version_id=model_version_id,
+                model_metadata=context.model_metadata,
+            )
         )
     # After the success is recorded (and outside the publishing lock): a slow hook must
     # neither delay garbage collection nor leave a finished step looking unfinished.

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from mlzen.errors import StoreError
+from mlzen.errors import LeaseLostError, StoreError
 from mlzen.names import check_name
 from mlzen.store import recognition
 from mlzen.store import tables as t
@@ -48,6 +48,9 @@ from mlzen.store.validation import check_output
 
 HEAD_REVISION = "0004"
 RUNNING = "running"
+CRASHED = "crashed"
+#: Why a run (and each step run it was running) was marked ``crashed``.
+LEASE_LAPSED = "The run's driver stopped sending heartbeats (process killed or machine lost)."
 FINISHED_STATUSES = ("completed", "cached")
 #: ``run_metadata.entity_type`` of what a step run logged on its model version (keyed by
 #: the step run), so that a cache hit of that step can record it on its own version.
@@ -353,14 +356,116 @@ class MetadataStore:
         return run_id
 
     @remote_write(idempotent=True)
-    def heartbeat(self, run_id: str) -> None:
-        """Renew a running run's lease."""
+    def heartbeat(self, run_id: str) -> bool:
+        """Renew a run's lease; only the run's driver calls this.
+
+        A reader marks a run ``crashed`` once its lease runs out. A driver that was only
+        silent (a step holding the GIL, a suspended machine, a store it could not
+        reach) is still the run's one driver: its next heartbeat takes the run back,
+        making it and the step runs marked ``crashed`` with it ``running`` again. A run
+        that ended otherwise (completed, failed, stopped) stays as it is.
+
+        Returns:
+            True if the run had been marked crashed and is running again.
+        """
+        now = utcnow()
+        runs = t.pipeline_runs
         with self.write() as connection:
+            status = connection.execute(
+                select(runs.c.status).where(runs.c.id == run_id).with_for_update()
+            ).scalar()
+            if status not in (RUNNING, CRASHED):
+                return False
             connection.execute(
-                update(t.pipeline_runs)
-                .where(t.pipeline_runs.c.id == run_id, t.pipeline_runs.c.status == RUNNING)
-                .values(heartbeat_at=utcnow())
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=RUNNING, heartbeat_at=now, ended_at=None, error=None)
             )
+            if status == RUNNING:
+                return False
+            connection.execute(
+                update(t.step_runs)
+                .where(t.step_runs.c.run_id == run_id, t.step_runs.c.status == CRASHED)
+                .values(status=RUNNING, ended_at=None, error=None)
+            )
+            return True
+
+    def _check_step_lease(self, connection: Connection, step_run_id: str) -> None:
+        """:meth:`_check_lease` for the run of a step run that must still be running."""
+        steps = t.step_runs
+        row = connection.execute(
+            select(steps.c.run_id, steps.c.step_id, steps.c.status).where(steps.c.id == step_run_id)
+        ).one_or_none()
+        if row is None:
+            raise LeaseLostError(
+                f"Step run '{step_run_id}' cannot be recorded: it does not exist (its run "
+                "was deleted). Nothing to do: stop the process that runs it.",
+                run_id="",
+                status="deleted",
+                reclaimable=False,
+                lease_seconds=0.0,
+            )
+        self._check_lease(connection, row.run_id, row.step_id)
+        if row.status != RUNNING:
+            raise LeaseLostError(
+                f"Step '{row.step_id}' of run '{row.run_id}' cannot be recorded twice: it "
+                f"is already {row.status}.",
+                run_id=row.run_id,
+                status=RUNNING,
+                reclaimable=False,
+                lease_seconds=0.0,
+                step_name=row.step_id,
+            )
+
+    def _check_lease(self, connection: Connection, run_id: str, step_id: str) -> None:
+        """Refuse a step-run write unless the run is ``running`` under a live lease.
+
+        The run's row is locked until the write commits, so a reader cannot mark the
+        run crashed between this check and the write.
+        """
+        runs = t.pipeline_runs
+        row = connection.execute(
+            select(runs.c.name, runs.c.status, runs.c.heartbeat_at, runs.c.lease_seconds)
+            .where(runs.c.id == run_id)
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise LeaseLostError(
+                f"Step '{step_id}' cannot be recorded: run '{run_id}' does not exist (it was "
+                "deleted). Nothing to do: stop the process that runs it.",
+                run_id=run_id,
+                status="deleted",
+                reclaimable=False,
+                lease_seconds=0.0,
+                step_name=step_id,
+            )
+        lapsed = row.heartbeat_at + timedelta(seconds=row.lease_seconds) < utcnow()
+        if row.status == RUNNING and not lapsed:
+            return
+        fields = {
+            "run_id": run_id,
+            "run_name": row.name,
+            "status": row.status,
+            "lease_seconds": row.lease_seconds,
+            "step_name": step_id,
+        }
+        if row.status in (RUNNING, CRASHED):
+            raise LeaseLostError(
+                f"Step '{step_id}' of run '{row.name}' cannot be recorded: the run's driver "
+                f"has not renewed its lease for more than {row.lease_seconds:g}s, so the run "
+                f"is {'crashed' if row.status == CRASHED else 'presumed crashed'}. A live "
+                "driver takes it back at its next heartbeat; a process that outlived its "
+                f"driver must stop. Resume the run with 'mlzen runs resume {row.name}'.",
+                reclaimable=True,
+                **fields,
+            )
+        raise LeaseLostError(
+            f"Step '{step_id}' of run '{row.name}' cannot be recorded: the run is "
+            f"{row.status}, and only a running run's driver records steps. Resume it with "
+            f"'mlzen runs resume {row.name}' to run what did not finish.",
+            reclaimable=False,
+            **fields,
+        )
 
     @remote_write(idempotent=True)
     def finish_run(
@@ -370,7 +475,11 @@ class MetadataStore:
         error: str | None = None,
         step_errors: Mapping[str, str] | None = None,
     ) -> None:
-        """End a run; step runs still ``running`` end with the same status.
+        """End a run; its step runs still ``running`` end with the same status.
+
+        Only the run's driver calls this, also when a reader marked the run crashed
+        meanwhile: the driver is alive, and its step runs marked ``crashed`` with the run
+        are treated as still running.
 
         Args:
             run_id: the run.
@@ -380,7 +489,7 @@ class MetadataStore:
                 (e.g. a killed worker process), by invocation id.
         """
         now = utcnow()
-        unfinished = (t.step_runs.c.run_id == run_id, t.step_runs.c.status == RUNNING)
+        unfinished = (t.step_runs.c.run_id == run_id, t.step_runs.c.status.in_((RUNNING, CRASHED)))
         with self.write() as connection:
             connection.execute(
                 update(t.pipeline_runs)
@@ -405,33 +514,43 @@ class MetadataStore:
         Args:
             run_ids: only look at these runs; all running runs when ``None``.
         """
-        query = select(
-            t.pipeline_runs.c.id, t.pipeline_runs.c.heartbeat_at, t.pipeline_runs.c.lease_seconds
-        ).where(t.pipeline_runs.c.status == RUNNING)
+        runs = t.pipeline_runs
+        query = select(runs.c.id, runs.c.heartbeat_at, runs.c.lease_seconds).where(
+            runs.c.status == RUNNING
+        )
         if run_ids is not None:
-            query = query.where(t.pipeline_runs.c.id.in_(run_ids))
+            query = query.where(runs.c.id.in_(run_ids))
         now = utcnow()
         with self.read() as connection:
-            stale = [
-                row.id
+            stale = {
+                row.id: row.heartbeat_at
                 for row in connection.execute(query)
                 if row.heartbeat_at + timedelta(seconds=row.lease_seconds) < now
-            ]
+            }
         if not stale:
             return []
-        message = "The run's driver stopped sending heartbeats (process killed or machine lost)."
+        crashed = []
         with self.write() as connection:
-            connection.execute(
-                update(t.pipeline_runs)
-                .where(t.pipeline_runs.c.id.in_(stale), t.pipeline_runs.c.status == RUNNING)
-                .values(status="crashed", ended_at=now, error=message)
-            )
-            connection.execute(
-                update(t.step_runs)
-                .where(t.step_runs.c.run_id.in_(stale), t.step_runs.c.status == RUNNING)
-                .values(status="crashed", ended_at=now, error=message)
-            )
-        return stale
+            for run_id, heartbeat_at in stale.items():
+                # Unless the driver renewed its lease since it was read.
+                marked = connection.execute(
+                    update(runs)
+                    .where(
+                        runs.c.id == run_id,
+                        runs.c.status == RUNNING,
+                        runs.c.heartbeat_at == heartbeat_at,
+                    )
+                    .values(status=CRASHED, ended_at=now, error=LEASE_LAPSED)
+                )
+                if marked.rowcount:
+                    crashed.append(run_id)
+            if crashed:
+                connection.execute(
+                    update(t.step_runs)
+                    .where(t.step_runs.c.run_id.in_(crashed), t.step_runs.c.status == RUNNING)
+                    .values(status=CRASHED, ended_at=now, error=LEASE_LAPSED)
+                )
+        return crashed
 
     # -- step runs --------------------------------------------------------------------
 
@@ -456,6 +575,9 @@ class MetadataStore:
     ) -> str:
         """Record a step run with its input edges (and output edges, for a cache hit).
 
+        Raises:
+            LeaseLostError: the run is not running, or its driver's lease ran out.
+
         With ``model_version_id``, a cache hit's outputs are linked to that model version
         in the same transaction, and the metadata the step run it reuses logged on its
         model version (``log_metadata(..., model=True)``) is recorded on this one: the
@@ -475,6 +597,7 @@ class MetadataStore:
         for attempt in range(10):
             try:
                 with self.write() as connection:
+                    self._check_lease(connection, run_id, step_id)
                     connection.execute(
                         insert(t.step_runs).values(
                             id=step_run_id,
@@ -528,9 +651,9 @@ class MetadataStore:
     ) -> dict[str, str]:
         """Record a step run's outcome and outputs in one transaction.
 
-        A step run that is no longer ``running`` (its run was stopped or declared crashed
-        meanwhile) keeps that status: nothing is recorded for it. ``hook_error`` is what
-        its failure hook raised (see :meth:`record_hook_error`).
+        A step run whose run is no longer ``running`` (stopped, or crashed because its
+        driver's lease ran out) keeps its status: the write is refused. ``hook_error`` is
+        what its failure hook raised (see :meth:`record_hook_error`).
 
         With ``model_version_id``, the outputs are linked to that model version (by
         output name, replacing an earlier link of the same name) and ``model_metadata``
@@ -538,6 +661,9 @@ class MetadataStore:
 
         Returns:
             The new artifact version id of each output, by output name.
+
+        Raises:
+            LeaseLostError: the run is not running, or its driver's lease ran out.
         """
         for output in outputs:
             check_output(output)
@@ -547,11 +673,7 @@ class MetadataStore:
         for attempt in range(10):
             try:
                 with self.write() as connection:
-                    current = connection.execute(
-                        select(t.step_runs.c.status).where(t.step_runs.c.id == step_run_id)
-                    ).scalar()
-                    if current != RUNNING:
-                        return {}
+                    self._check_step_lease(connection, step_run_id)
                     for output in outputs:
                         created[output.name] = self._insert_version(
                             connection, artifact_ids[output.name], output, step_run_id, now
